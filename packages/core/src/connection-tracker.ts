@@ -1,0 +1,59 @@
+/**
+ * Open-connection bookkeeping for drain and limits. `net.Server` has no `closeAllConnections()` (only
+ * `http.Server` does) and its own count goes wrong for sockets re-wrapped around a handle, so services track
+ * their sockets here: one Set, O(1) add and delete, and a promise that resolves when the last one closes.
+ */
+import type { Socket } from 'node:net';
+import type { Metrics } from './metrics.js';
+
+export class ConnectionTracker {
+  readonly #open = new Set<Socket>();
+  #idleWaiters: (() => void)[] = [];
+  readonly #metrics: Metrics | undefined;
+
+  constructor(metrics?: Metrics) {
+    this.#metrics = metrics;
+    if (metrics) {
+      metrics.collect('net_connections_open', () => this.#open.size);
+      metrics.counter('net_connections_total');
+      metrics.histogram('net_connection_duration_seconds');
+    }
+  }
+
+  /** Number of open connections. */
+  get size(): number {
+    return this.#open.size;
+  }
+
+  /** Tracks a socket until it closes; counts it and observes its lifetime when it does. */
+  add(socket: Socket): void {
+    this.#open.add(socket);
+    this.#metrics?.counter('net_connections_total').inc();
+    const opened = performance.now();
+    socket.once('close', () => {
+      this.#open.delete(socket);
+      this.#metrics?.histogram('net_connection_duration_seconds').observe((performance.now() - opened) / 1000);
+      if (this.#open.size === 0) {
+        const waiters = this.#idleWaiters;
+        this.#idleWaiters = [];
+        for (const w of waiters) w();
+      }
+    });
+  }
+
+  /** Resolves once no connection is open. */
+  idle(): Promise<void> {
+    if (this.#open.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Calls `fn` on every open socket (e.g. to half-close them at the start of a drain). */
+  forEach(fn: (socket: Socket) => void): void {
+    for (const s of this.#open) fn(s);
+  }
+
+  /** Destroys every open socket (end of the drain period). */
+  destroyAll(): void {
+    for (const s of this.#open) s.destroy();
+  }
+}

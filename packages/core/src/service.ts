@@ -1,0 +1,236 @@
+/**
+ * The service runtime: a service declares its name, settings, `serve` and other commands; `runService` does
+ * the rest the same way for every service (docs/service-contract.md): command-line and environment parsing,
+ * `--help`/`--version`, exit code 2 on bad config, pino logging, the admin endpoint, worker processes,
+ * readiness, SIGTERM/SIGINT drain, and a logged exit on an uncaught error.
+ */
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { AggregatorRegistry } from 'prom-client';
+import { type ConfigOf, type ParsedConfig, type Schema, describeConfig, formatHelp, parseConfig } from './config.js';
+import { ConnectionTracker } from './connection-tracker.js';
+import type { Endpoint } from './endpoint.js';
+import { ConfigError, NetError } from './errors.js';
+import { type Logger, createLogger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { commonServeOptions, serveEndpoints } from './serve-options.js';
+import { type Readiness, runDrain, runSupervisor, startAdmin } from './supervisor.js';
+
+/** Exit codes shared by every service. */
+export const EXIT = {
+  OK: 0,
+  /** Start-up failed (e.g. the address is in use) or a client command failed. */
+  FAILURE: 1,
+  /** Bad command line or environment. */
+  USAGE: 2,
+  /** An uncaught error (EX_SOFTWARE). */
+  SOFTWARE: 70,
+  /** A second SIGTERM/SIGINT during the drain. */
+  INTERRUPTED: 130,
+} as const;
+
+type CommonConfig = ConfigOf<ReturnType<typeof commonServeOptions>>;
+
+/** What `serve` gets from the runtime. */
+export interface ServeContext<C> {
+  config: C & CommonConfig;
+  /** Where each setting came from. */
+  sources: Record<string, 'flag' | 'env' | 'default'>;
+  log: Logger;
+  metrics: Metrics;
+  /** The endpoints to listen on, from --host/--port/--listen. */
+  endpoints: Endpoint[];
+  /** Tracks open TCP connections (drain, limits, metrics). */
+  connections: ConnectionTracker;
+  /** True in a worker process started by `--workers`: listen with `reusePort` when `reusePort` is true. */
+  worker: { id: number; count: number; reusePort: boolean } | undefined;
+}
+
+/** What a running service hands back to the runtime. */
+export interface RunningService {
+  /** What the service listens on, formatted, for the readiness line. */
+  endpoints: string[];
+  /** Stops accepting new connections or datagrams (first step of the drain). */
+  stopAccepting(): Promise<void> | void;
+  /** Resolves when in-flight work has finished; default: every tracked connection closed. */
+  drained?(): Promise<void>;
+  /** Closes whatever remains when the drain period is over; default: destroy tracked connections. */
+  close?(): Promise<void> | void;
+  /** Called on SIGHUP (e.g. reload TLS certificates). */
+  reload?(): Promise<void> | void;
+}
+
+/** A command other than `serve` (client, check, watch, demo): returns its exit code. */
+export interface CommandDef<S extends Schema> {
+  description: string;
+  /** Positional arguments in the usage line, e.g. `HOST:PORT [MESSAGE...]`. */
+  args?: string;
+  maxPositionals?: number;
+  options: S;
+  run(input: { config: ConfigOf<S>; positionals: string[] }): Promise<number>;
+}
+
+export interface ServiceDefinition<S extends Schema> {
+  /** The bin name, e.g. `echo-tcp`. */
+  name: string;
+  version: string;
+  description: string;
+  /** Environment variable prefix, e.g. `ECHO_TCP`. */
+  envPrefix: string;
+  defaultPort: number;
+  /** The service's own `serve` settings (the common ones are added). */
+  options: S;
+  /** Whether `--workers` is offered (the service's options must then include `workersOption()`). */
+  workers?: boolean;
+  serve(ctx: ServeContext<ConfigOf<S>>): Promise<RunningService>;
+  /** Other subcommands, e.g. `client` and `check`. */
+  commands?: Record<string, CommandDef<Schema>>;
+}
+
+/** Declares a service with its types checked; returns it unchanged. */
+export function defineService<S extends Schema>(def: ServiceDefinition<S>): ServiceDefinition<S> {
+  return def;
+}
+
+/** Declares a subcommand with its types checked. */
+export function defineCommand<S extends Schema>(def: CommandDef<S>): CommandDef<Schema> {
+  return def as unknown as CommandDef<Schema>;
+}
+
+/**
+ * Runs a service's command line. Never returns normally: the process exits with the command's code, or runs
+ * until a signal drains it.
+ */
+export async function runService<S extends Schema>(
+  def: ServiceDefinition<S>,
+  argv: readonly string[] = process.argv.slice(2),
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
+  const commands = def.commands ?? {};
+  const first = argv[0];
+  const commandName = first !== undefined && (first === 'serve' || first in commands) ? first : 'serve';
+  const rest = commandName === first ? argv.slice(1) : argv;
+
+  if (rest.includes('--version')) {
+    process.stdout.write(`${def.name} ${def.version}\n`);
+    process.exit(EXIT.OK);
+  }
+  const command = commandName === 'serve' ? undefined : commands[commandName];
+  const schema: Schema = command ? command.options : { ...commonServeOptions(def.defaultPort), ...def.options };
+  if (rest.includes('--help') || rest.includes('-h')) {
+    const names = ['serve', ...Object.keys(commands)];
+    const extra = `Commands: ${names.join(', ')} (default: serve). Run \`${def.name} COMMAND --help\` for each.\nExit codes: 0 ok, 1 failure, 2 bad usage or configuration, 70 uncaught error, 130 interrupted during drain.`;
+    process.stdout.write(
+      formatHelp(schema, {
+        usage: `${def.name} ${commandName}${command?.args ? ` ${command.args}` : ''} [options]`,
+        description: command ? command.description : def.description,
+        prefix: def.envPrefix,
+        extra,
+      }),
+    );
+    process.exit(EXIT.OK);
+  }
+
+  let parsed: ParsedConfig<Schema>;
+  try {
+    parsed = parseConfig(schema, {
+      argv: rest,
+      env,
+      prefix: def.envPrefix,
+      maxPositionals: command?.maxPositionals ?? 0,
+      positionalsUsage: command?.args ?? '',
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${def.name}: ${err.message}\n`);
+      process.exit(EXIT.USAGE);
+    }
+    throw err;
+  }
+
+  if (command) {
+    let code: number;
+    try {
+      code = await command.run({ config: parsed.values, positionals: parsed.positionals });
+    } catch (err) {
+      process.stderr.write(`${def.name} ${commandName}: ${(err as Error).message}\n`);
+      code = err instanceof ConfigError ? EXIT.USAGE : EXIT.FAILURE;
+    }
+    process.exit(code);
+  }
+  await serve(def, parsed as unknown as ParsedConfig<S>);
+}
+
+async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: ParsedConfig<S>): Promise<void> {
+  const config = parsed.values as ConfigOf<S> & CommonConfig;
+  const sources = parsed.sources as Record<string, 'flag' | 'env' | 'default'>;
+  const log = createLogger({
+    service: def.name,
+    instance: config.instance,
+    level: config.logLevel,
+    format: config.logFormat,
+  });
+  installCrashHandlers(log);
+
+  const requested = (config as { workers?: number | 'auto' }).workers ?? 1;
+  const workerCount = requested === 'auto' ? availableParallelism() : requested;
+  const isWorker = cluster.isWorker && process.env.NET_WORKER_ID !== undefined;
+
+  if (!isWorker) {
+    log.info({ config: describeConfig({ ...commonServeOptions(def.defaultPort), ...def.options }, config) }, 'starting');
+    for (const name of parsed.unknownEnv) log.warn({ variable: name }, `${name} matches no setting of ${def.name} and is ignored`);
+  }
+  let endpoints: Endpoint[];
+  try {
+    endpoints = serveEndpoints(config, { host: sources.host ?? 'default', port: sources.port ?? 'default' });
+  } catch (err) {
+    process.stderr.write(`${def.name}: ${(err as Error).message}\n`);
+    process.exit(EXIT.USAGE);
+  }
+
+  if (def.workers && workerCount > 1 && !isWorker) {
+    await runSupervisor({ def: def as unknown as ServiceDefinition<never>, config, log, workerCount });
+    return;
+  }
+
+  const metrics = new Metrics({ service: def.name, instance: config.instance, version: def.version });
+  const connections = new ConnectionTracker(metrics);
+  const worker = isWorker
+    ? {
+        id: Number(process.env.NET_WORKER_ID),
+        count: Number(process.env.NET_WORKER_COUNT),
+        reusePort: process.env.NET_WORKER_REUSEPORT === '1',
+      }
+    : undefined;
+  const readiness: Readiness = { ready: false };
+  let admin: Awaited<ReturnType<typeof startAdmin>>;
+  let running: RunningService;
+  try {
+    if (worker) {
+      // The primary serves /metrics and sums its workers' registries over the cluster channel.
+      AggregatorRegistry.setRegistries([metrics.registry]);
+    } else {
+      metrics.collect('net_ready', () => (readiness.ready ? 1 : 0));
+      admin = await startAdmin(config, readiness, async () => ({
+        contentType: metrics.contentType,
+        body: await metrics.render(),
+      }));
+    }
+    running = await def.serve({ config, sources, log, metrics, endpoints, connections, worker });
+  } catch (err) {
+    const message = err instanceof NetError ? err.message : `cannot start: ${(err as Error).message}`;
+    log.fatal({ err }, message);
+    process.stderr.write(`${def.name}: ${message}\n`);
+    process.exit(EXIT.FAILURE);
+  }
+  await runDrain({ config, log, metrics, connections, running, worker, admin, readiness });
+}
+
+function installCrashHandlers(log: Logger): void {
+  const crash = (kind: string) => (err: unknown) => {
+    log.fatal({ err }, `${kind}: ${(err as Error)?.message ?? String(err)}`);
+    process.exit(EXIT.SOFTWARE);
+  };
+  process.on('uncaughtException', crash('uncaught exception'));
+  process.on('unhandledRejection', crash('unhandled rejection'));
+}

@@ -1,0 +1,226 @@
+/**
+ * Process lifecycle: readiness, the admin endpoint, SIGTERM/SIGINT drain, and the `--workers` supervisor.
+ *
+ * Drain (one process): mark not ready (so /readyz answers 503 and load balancers stop sending), stop accepting,
+ * let open connections finish for the drain period, close what remains, exit 0. A second signal exits at once
+ * with 130. Workers: a cluster primary forks N workers that each run the service; with SO_REUSEPORT (Node >= 22.12)
+ * each worker owns a listening socket and the kernel spreads connections, else node:cluster's primary accepts and
+ * hands connections round-robin. A dead worker takes only its own connections with it and is restarted.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import type { Server } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AggregatorRegistry } from 'prom-client';
+import { startAdminServer } from './admin-server.js';
+import type { ConnectionTracker } from './connection-tracker.js';
+import type { Logger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { reusePortSupport } from './reuse-port.js';
+import type { RunningService, ServiceDefinition } from './service.js';
+
+interface LifecycleConfig {
+  adminPort: number | undefined;
+  adminHost: string;
+  drainTimeout: number;
+  instance: string;
+}
+
+/** Mutable readiness, shared by the admin endpoint and the `net_ready` metric. */
+export interface Readiness {
+  ready: boolean;
+}
+
+/** Starts the admin endpoint when configured; returns its server and URL. */
+export async function startAdmin(
+  config: LifecycleConfig,
+  readiness: Readiness,
+  render: () => Promise<{ contentType: string; body: string }>,
+): Promise<{ server: Server; url: string } | undefined> {
+  if (config.adminPort === undefined) return undefined;
+  const { server, port } = await startAdminServer(
+    { ready: () => readiness.ready, metrics: render },
+    { host: config.adminHost, port: config.adminPort },
+  );
+  const host = config.adminHost.includes(':') ? `[${config.adminHost}]` : config.adminHost;
+  return { server, url: `http://${host}:${port}` };
+}
+
+function closeAdmin(admin: { server: Server } | undefined): void {
+  if (!admin) return;
+  admin.server.closeAllConnections();
+  admin.server.close();
+}
+
+/** Runs a started service until a signal drains it; exits the process. */
+export async function runDrain(input: {
+  config: LifecycleConfig;
+  log: Logger;
+  metrics: Metrics;
+  connections: ConnectionTracker;
+  running: RunningService;
+  worker: { id: number } | undefined;
+  admin: { server: Server; url: string } | undefined;
+  readiness: Readiness;
+}): Promise<void> {
+  const { config, log, connections, running, worker, admin, readiness } = input;
+  readiness.ready = true;
+  if (worker) {
+    log.debug({ worker: worker.id, endpoints: running.endpoints }, 'worker listening');
+    process.send?.({ type: 'net:ready', endpoints: running.endpoints });
+  } else {
+    log.info(
+      { endpoints: running.endpoints, ...(admin ? { admin: admin.url } : {}) },
+      `ready: listening on ${running.endpoints.join(', ')}`,
+    );
+  }
+
+  let draining = false;
+  const drain = async (reason: string) => {
+    if (draining) {
+      log.warn({ signal: reason }, 'second signal during drain: exiting at once');
+      process.exit(130);
+    }
+    draining = true;
+    readiness.ready = false;
+    log.info(
+      { signal: reason, drainTimeout: config.drainTimeout, open: connections.size },
+      'draining: not accepting; open connections may finish',
+    );
+    await running.stopAccepting();
+    const finished = await Promise.race([
+      (running.drained ? running.drained() : connections.idle()).then(() => true),
+      sleep(config.drainTimeout * 1000).then(() => false),
+    ]);
+    if (!finished) {
+      log.warn({ open: connections.size }, 'drain period over: closing the connections that remain');
+      await (running.close ? running.close() : connections.destroyAll());
+    }
+    closeAdmin(admin);
+    log.info('stopped');
+    process.exit(0);
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    drain(signal).catch((err: unknown) => {
+      log.fatal({ err }, 'drain failed');
+      process.exit(70);
+    });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGHUP', () => {
+    if (!running.reload) return log.info('SIGHUP: nothing to reload');
+    Promise.resolve(running.reload()).then(
+      () => log.info('reloaded'),
+      (err: unknown) => log.error({ err }, 'reload failed; keeping the previous state'),
+    );
+  });
+  // A worker whose primary died must not live on unsupervised.
+  if (worker) process.on('disconnect', () => onSignal('SIGTERM'));
+}
+
+/** Runs the cluster primary of `--workers N`: forks, restarts, aggregates metrics, drains. */
+export async function runSupervisor(input: {
+  def: ServiceDefinition<never>;
+  config: LifecycleConfig;
+  log: Logger;
+  workerCount: number;
+}): Promise<void> {
+  const { def, config, log, workerCount } = input;
+  const reusePort = reusePortSupport() === 'native';
+  const balancing = reusePort ? 'SO_REUSEPORT' : 'node:cluster round-robin';
+  if (!reusePort) {
+    log.warn(
+      `SO_REUSEPORT is not available on Node ${process.version}: ${workerCount} workers share the port through node:cluster, whose primary accepts and hands connections round-robin`,
+    );
+  }
+  const metrics = new Metrics({
+    service: def.name,
+    instance: config.instance,
+    version: def.version,
+    processMetrics: false,
+    buildInfo: false,
+  });
+  const readiness: Readiness = { ready: false };
+  metrics.collect('net_ready', () => (readiness.ready ? 1 : 0));
+  const restarts = metrics.counter('net_worker_restarts_total');
+  const aggregator = new AggregatorRegistry();
+  const admin = await startAdmin(config, readiness, async () => ({
+    contentType: metrics.contentType,
+    body: `${(await aggregator.clusterMetrics()).trimEnd()}\n${await metrics.render()}`,
+  }));
+
+  const workers = new Map<number, Worker>();
+  const readyIds = new Set<number>();
+  const failures = new Map<number, number>();
+  let announced = false;
+  let draining = false;
+
+  const fork = (id: number) => {
+    const w = cluster.fork({
+      NET_WORKER_ID: String(id),
+      NET_WORKER_COUNT: String(workerCount),
+      NET_WORKER_REUSEPORT: reusePort ? '1' : '0',
+    });
+    workers.set(id, w);
+    w.on('message', (m: { type?: string; endpoints?: string[] }) => {
+      if (m?.type !== 'net:ready') return;
+      readyIds.add(id);
+      failures.set(id, 0);
+      if (!announced && readyIds.size === workerCount) {
+        announced = true;
+        readiness.ready = !draining;
+        log.info(
+          { endpoints: m.endpoints, workers: workerCount, balancing, ...(admin ? { admin: admin.url } : {}) },
+          `ready: listening on ${(m.endpoints ?? []).join(', ')} with ${workerCount} workers`,
+        );
+      } else if (announced) {
+        log.info({ worker: id }, 'restarted worker is ready');
+      }
+    });
+    w.on('exit', (code, signal) => {
+      workers.delete(id);
+      const wasReady = readyIds.delete(id);
+      if (draining) return;
+      const failed = (failures.get(id) ?? 0) + (wasReady ? 0 : 1);
+      failures.set(id, failed);
+      // A worker that dies before it ever listens (a bad address, a crash at start) would die again: stop.
+      if (failed >= 3) {
+        log.fatal({ worker: id, code, signal }, 'worker failed 3 times before becoming ready: giving up');
+        for (const other of workers.values()) other.process.kill('SIGKILL');
+        process.exit(1);
+      }
+      restarts.inc();
+      log.error({ worker: id, code, signal }, 'worker died: restarting it; other workers are unaffected');
+      setTimeout(() => fork(id), failed === 0 ? 0 : 200 * 2 ** failed).unref();
+    });
+  };
+
+  cluster.setupPrimary({ exec: process.argv[1] as string, args: process.argv.slice(2) });
+  for (let id = 1; id <= workerCount; id++) fork(id);
+
+  const drain = async (signal: NodeJS.Signals) => {
+    if (draining) {
+      log.warn({ signal }, 'second signal during drain: exiting at once');
+      for (const w of workers.values()) w.process.kill('SIGKILL');
+      process.exit(130);
+    }
+    draining = true;
+    readiness.ready = false;
+    log.info({ signal, drainTimeout: config.drainTimeout, workers: workers.size }, 'draining: stopping workers');
+    const exited = [...workers.values()].map((w) => new Promise((resolve) => w.once('exit', resolve)));
+    for (const w of workers.values()) w.process.kill('SIGTERM');
+    const done = await Promise.race([
+      Promise.all(exited).then(() => true),
+      sleep(config.drainTimeout * 1000 + 5000).then(() => false),
+    ]);
+    if (!done) {
+      log.warn({ workers: workers.size }, 'workers still running after the drain period: killing them');
+      for (const w of workers.values()) w.process.kill('SIGKILL');
+    }
+    closeAdmin(admin);
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', (s) => void drain(s));
+  process.on('SIGINT', (s) => void drain(s));
+}

@@ -1,0 +1,9 @@
+import { defineProject } from 'vitest/config';
+
+const conditions = ['@net/source', 'node', 'import', 'default'];
+
+export default defineProject({
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
+  test: { name: 'daytime-tcp', include: ['test/**/*.test.ts'], testTimeout: 30_000, hookTimeout: 30_000 },
+});
