@@ -1,0 +1,146 @@
+/**
+ * IP networks in CIDR notation (RFC 4632, RFC 4291 §2.3), for lists of trusted peers such as the load balancers
+ * allowed to send a PROXY protocol header. IPv4-mapped IPv6 addresses (`::ffff:192.0.2.1`, what a dual-stack
+ * listener reports for an IPv4 peer; RFC 4291 §2.5.5.2) match IPv4 networks, and IPv4 addresses match networks
+ * written in the mapped form.
+ */
+import net from 'node:net';
+import { ConfigError } from './errors.js';
+
+/** One parsed network: its address bytes with the host bits cleared, and the prefix length. */
+export interface Cidr {
+  readonly family: 4 | 6;
+  readonly network: Buffer;
+  readonly prefix: number;
+  /** The text it was parsed from, for logs. */
+  readonly text: string;
+}
+
+const ACCEPTED =
+  'expected an IPv4 or IPv6 network in CIDR notation, e.g. 10.0.0.0/8, 192.0.2.0/24 or ::1/128 (a bare address means one host)';
+
+/** Parses `192.0.2.0/24`, `::1/128`, or a bare address (/32 or /128). Throws ConfigError naming `setting`. */
+export function parseCidr(text: string, setting = 'CIDR'): Cidr {
+  const trimmed = text.trim();
+  const slash = trimmed.indexOf('/');
+  const addressText = slash === -1 ? trimmed : trimmed.slice(0, slash);
+  const network = ipToBytes(addressText);
+  if (!network || addressText.includes('%')) throw new ConfigError(setting, text, ACCEPTED);
+  const family = network.length === 4 ? 4 : 6;
+  const max = family === 4 ? 32 : 128;
+  let prefix = max;
+  if (slash !== -1) {
+    const prefixText = trimmed.slice(slash + 1);
+    if (!/^(0|[1-9]\d{0,2})$/.test(prefixText) || Number(prefixText) > max) {
+      throw new ConfigError(setting, text, `prefix length must be 0-${max} for an IPv${family} network; ${ACCEPTED}`);
+    }
+    prefix = Number(prefixText);
+  }
+  const masked = maskBytes(network, prefix);
+  if (!masked.equals(network)) {
+    throw new ConfigError(setting, text, `host bits are set; did you mean ${formatIp(masked)}/${prefix}? ${ACCEPTED}`);
+  }
+  return { family, network: masked, prefix, text: trimmed };
+}
+
+/** Parses a list separated by commas and/or whitespace (`"127.0.0.0/8, ::1/128"`); an empty string is an empty list. */
+export function parseCidrList(text: string, setting = 'CIDR'): Cidr[] {
+  return text
+    .split(/[\s,]+/)
+    .filter((part) => part !== '')
+    .map((part) => parseCidr(part, setting));
+}
+
+/** True when `address` (as `socket.remoteAddress` gives it; zone ids ignored) lies in one of the networks. */
+export function cidrContains(list: readonly Cidr[], address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const bytes = ipToBytes(address.split('%')[0] ?? '');
+  if (!bytes) return false;
+  const v4 = bytes.length === 4 ? bytes : isMappedV4(bytes) ? bytes.subarray(12) : undefined;
+  const v6 = bytes.length === 16 ? bytes : mapV4(bytes);
+  for (const cidr of list) {
+    const candidate = cidr.family === 4 ? v4 : v6;
+    if (candidate && maskBytes(candidate, cidr.prefix).equals(cidr.network)) return true;
+  }
+  return false;
+}
+
+/** The 4 or 16 bytes of an IPv4 or IPv6 address literal, or undefined if it is not one. */
+export function ipToBytes(address: string): Buffer | undefined {
+  const family = net.isIP(address);
+  if (family === 4) return Buffer.from(address.split('.').map(Number));
+  if (family !== 6) return undefined;
+  const zone = address.indexOf('%');
+  let text = zone === -1 ? address : address.slice(0, zone);
+  const bytes = Buffer.alloc(16);
+  // An embedded IPv4 tail (`::ffff:192.0.2.1`) becomes two groups.
+  const lastColon = text.lastIndexOf(':');
+  const tail = text.slice(lastColon + 1);
+  if (tail.includes('.')) {
+    const [a = 0, b = 0, c = 0, d = 0] = tail.split('.').map(Number);
+    text = `${text.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', rest] = text.split('::');
+  const headGroups = head === '' ? [] : head.split(':');
+  const tailGroups = rest === undefined || rest === '' ? [] : rest.split(':');
+  const groups = [
+    ...headGroups,
+    ...new Array<string>(8 - headGroups.length - tailGroups.length).fill('0'),
+    ...tailGroups,
+  ];
+  groups.forEach((group, i) => {
+    bytes.writeUInt16BE(Number.parseInt(group, 16), i * 2);
+  });
+  return bytes;
+}
+
+/** Text of 4 (dotted quad) or 16 bytes (RFC 5952: lower case, longest zero run as `::`, mapped IPv4 dotted). */
+export function formatIp(bytes: Buffer): string {
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  if (bytes.length !== 16) throw new RangeError(`an IP address has 4 or 16 bytes, not ${bytes.length}`);
+  if (isMappedV4(bytes)) return `::ffff:${formatIp(bytes.subarray(12))}`;
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i));
+  // Longest run of two or more zero groups; the first one wins a tie (RFC 5952 §4.2.3).
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((group) => group.toString(16));
+  if (bestStart === -1) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
+}
+
+function isMappedV4(bytes: Buffer): boolean {
+  if (bytes.length !== 16 || bytes[10] !== 0xff || bytes[11] !== 0xff) return false;
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+function mapV4(v4: Buffer): Buffer {
+  const bytes = Buffer.alloc(16);
+  bytes[10] = 0xff;
+  bytes[11] = 0xff;
+  v4.copy(bytes, 12);
+  return bytes;
+}
+
+function maskBytes(bytes: Buffer, prefix: number): Buffer {
+  const out = Buffer.from(bytes);
+  for (let i = 0; i < out.length; i++) {
+    const bits = Math.max(0, Math.min(8, prefix - i * 8));
+    out[i] = (out[i] ?? 0) & ((0xff << (8 - bits)) & 0xff);
+  }
+  return out;
+}

@@ -1,0 +1,33 @@
+export * from './admin-server.js';
+export * from './cidr.js';
+export * from './config.js';
+export * from './config-types.js';
+export * from './connect.js';
+export * from './connection-tracker.js';
+export * from './endpoint.js';
+export * from './errors.js';
+export * from './exact-io.js';
+export * from './keepalive.js';
+export * from './listen.js';
+export * from './logger.js';
+export * from './metrics.js';
+export * from './proxy-protocol.js';
+export * from './reuse-port.js';
+export * from './serve-options.js';
+export * from './service.js';
+export {
+  getSocketFd,
+  IPPROTO_TCP,
+  readSocketOption,
+  SO_KEEPALIVE,
+  SO_REUSEADDR,
+  SO_REUSEPORT,
+  SOL_SOCKET,
+  type SocketLike,
+  TCP_KEEPCNT,
+  TCP_KEEPIDLE,
+  TCP_KEEPINTVL,
+  TCP_NODELAY,
+  TCP_USER_TIMEOUT,
+} from './sockopt.js';
+export * from './user-timeout.js';
