@@ -1,0 +1,99 @@
+/**
+ * The settings of `daytime-tcp serve` and `daytime-tcp client`. The common ones (--host, --port, --listen,
+ * --admin-port, logging, --drain-timeout) come from @net/core; these are the daytime-specific ones.
+ */
+import { boolean, decimal, integer, list, oneOf, option, tcpLimitOptions } from '@net/core';
+import { DAYTIME_FORMATS } from './format.js';
+
+/**
+ * Port 13 is the daytime port (RFC 867) but binding below 1024 needs privilege on Linux (ip(7)), so a local run
+ * uses 1313; the container image sets DAYTIME_TCP_PORT=13.
+ */
+export const DEFAULT_PORT = 1313;
+
+/** The port `client` connects to when HOST has none: the daytime port of RFC 867. */
+export const DAYTIME_PORT = 13;
+
+/**
+ * Source ports of services that answer unsolicited datagrams (the same default as udp-echo): answering them
+ * would start a packet loop between two servers (CVE-1999-0103, echo <-> chargen) or reflect traffic towards a
+ * victim. 0 is never a real source port. 7 echo, 13 daytime, 17 qotd, 19 chargen, 37 time, 53 DNS, 123 NTP,
+ * 161 SNMP, 389 CLDAP, 1900 SSDP, 11211 memcached.
+ */
+export const DEFAULT_GUARDED_PORTS = [0, 7, 13, 17, 19, 37, 53, 123, 161, 389, 1900, 11211];
+
+const { maxConnections } = tcpLimitOptions({ maxConnections: 4096, idleTimeout: 0 });
+
+/** Settings of `serve`. */
+export const serveOptions = {
+  format: option({
+    type: oneOf(DAYTIME_FORMATS),
+    default: 'ctime',
+    description: 'Line format: ctime (the seed\'s, "Tue Nov 24 16:07:32 2026"), rfc3339 or rfc2822',
+  }),
+  utc: option({
+    type: boolean(),
+    default: false,
+    description: 'Write UTC instead of the local time of the process (which honours TZ)',
+  }),
+  backlog: option({
+    type: integer(1, 65_535),
+    default: 10,
+    description: 'Length of the kernel accept queue, listen(2) backlog, as the seed (capped by net.core.somaxconn)',
+  }),
+  maxConnections,
+  maxPending: option({
+    type: integer(1, 1_000_000),
+    default: 1024,
+    description:
+      'Accepted connections waiting for their turn at most; past it new connections are closed at once and counted',
+  }),
+  writeTimeout: option({
+    type: decimal(0.001, 60, 'seconds'),
+    default: 1,
+    description:
+      'Longest one answer may take to be handed to the kernel; past it the connection is destroyed and the next one served',
+  }),
+  closeTimeout: option({
+    type: decimal(0.001, 3600, 'seconds'),
+    default: 2,
+    description:
+      'After the answer, how long the client may take to close (its input is read and discarded) before the connection is destroyed',
+  }),
+  udp: option({
+    type: boolean(),
+    default: false,
+    description: 'Also answer RFC 867 over UDP on the same endpoints (one datagram in, one date out)',
+  }),
+  udpGuardPorts: option({
+    type: list(integer(0, 65_535), { maxItems: 1024 }),
+    default: DEFAULT_GUARDED_PORTS,
+    description:
+      'UDP source ports never answered (reflection guard, CVE-1999-0103); `--udp-guard-ports=` (empty) turns the guard off',
+  }),
+  udpRate: option({
+    type: integer(0, 10_000_000),
+    default: 1000,
+    description:
+      'UDP answers per second at most, all sources together (0: unlimited); bounds what the service can reflect',
+  }),
+};
+
+/** Settings of `client`. */
+export const clientOptions = {
+  timeout: option({
+    type: decimal(0.001, 3600, 'seconds'),
+    default: 5,
+    description: 'Deadline for the whole exchange: name resolution, connect and reading the answer to its end',
+  }),
+  maxBytes: option({
+    type: integer(1, 1 << 20),
+    default: 1024,
+    description: 'Longest answer accepted, in bytes; a longer one is an error (exit 5)',
+  }),
+  family: option({
+    type: oneOf(['any', '4', '6'] as const),
+    default: 'any',
+    description: 'Address family to connect over: any (both, Happy Eyeballs RFC 8305), 4 or 6',
+  }),
+};

@@ -1,0 +1,153 @@
+/**
+ * The daytime-tcp service definition: `serve` (TCP, and UDP with --udp) and `client`.
+ */
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import {
+  AccessDeniedError,
+  boundEndpoint,
+  defineCommand,
+  defineService,
+  EXIT,
+  formatEndpoint,
+  listen,
+} from '@net/core';
+import { CLIENT_EXIT, runClient } from './client.js';
+import { clientOptions, DAYTIME_PORT, DEFAULT_PORT, serveOptions } from './config.js';
+import { IterativeDaytime } from './server.js';
+import { startUdpDaytime, type UdpDaytime } from './udp-server.js';
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+
+export const service = defineService({
+  name: 'daytime-tcp',
+  version,
+  description:
+    'Iterative daytime server (RFC 867): each TCP connection gets the date as one line, then is closed; with --udp, each datagram gets one back.',
+  envPrefix: 'DAYTIME_TCP',
+  defaultPort: DEFAULT_PORT,
+  options: serveOptions,
+
+  async serve(ctx) {
+    const { config, log, metrics, connections } = ctx;
+    const answerer = new IterativeDaytime({
+      format: config.format,
+      utc: config.utc,
+      maxPending: config.maxPending,
+      writeTimeoutMs: config.writeTimeout * 1000,
+      closeTimeoutMs: config.closeTimeout * 1000,
+      log,
+      metrics,
+      connections,
+    });
+    const rejected = metrics.counter('net_connections_rejected_total');
+    const acceptErrors = metrics.counter('net_accept_errors_total');
+    let lastDropWarning = 0;
+    let lastAcceptWarning = 0;
+
+    const servers: net.Server[] = [];
+    const udp: UdpDaytime[] = [];
+    const endpoints: string[] = [];
+    const closeAll = async () => {
+      for (const s of servers) s.close();
+      await Promise.all(udp.map((u) => u.close()));
+    };
+    try {
+      for (const endpoint of ctx.endpoints) {
+        // allowHalfOpen: a client that shuts down its sending side at once (`socat - TCP:host:13 </dev/null`)
+        // still waits for the date; Node must not end our side on its FIN before the answer is written.
+        const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+        server.maxConnections = config.maxConnections;
+        server.on('connection', (socket) => answerer.accept(socket));
+        // Past maxConnections Node closes the new socket at once and emits 'drop' (Node >= 18.6).
+        server.on('drop', () => {
+          rejected.inc({ reason: 'max_connections' });
+          const now = performance.now();
+          if (now - lastDropWarning >= 10_000) {
+            lastDropWarning = now;
+            log.warn(
+              { maxConnections: config.maxConnections },
+              'connection limit reached: closing new connections at once',
+            );
+          }
+        });
+        await listen(endpoint, { server, backlog: config.backlog }).catch((err: unknown) => {
+          throw explainBindError(err);
+        });
+        // Only now: a bind failure above is a start-up error, not an accept error. Accept failures (EMFILE...)
+        // surface here; libuv keeps the listener and retries by itself.
+        server.on('error', (err: NodeJS.ErrnoException) => {
+          acceptErrors.inc({ code: err.code ?? 'unknown' });
+          const now = performance.now();
+          if (now - lastAcceptWarning >= 10_000) {
+            lastAcceptWarning = now;
+            log.error({ err }, 'accept failed (logged at most once per 10 s; see net_accept_errors_total)');
+          }
+        });
+        servers.push(server);
+        const bound = boundEndpoint(server);
+        endpoints.push(formatEndpoint(bound));
+        if (config.udp && bound.kind !== 'unix') {
+          const u = await startUdpDaytime(bound, {
+            format: config.format,
+            utc: config.utc,
+            guardPorts: config.udpGuardPorts,
+            ratePerSecond: config.udpRate,
+            log,
+            metrics,
+          }).catch((err: unknown) => {
+            throw explainBindError(err);
+          });
+          udp.push(u);
+          endpoints.push(u.endpoint);
+        }
+      }
+    } catch (err) {
+      await closeAll();
+      throw err;
+    }
+
+    return {
+      endpoints,
+      stopAccepting: closeAll,
+      // Queued connections still get their date; then each closes (or is destroyed at --close-timeout).
+      drained: async () => {
+        await answerer.idle();
+        await connections.idle();
+      },
+    };
+  },
+
+  commands: {
+    client: defineCommand({
+      description: `Connect to a daytime server, read its answer to the end and print it (port ${DAYTIME_PORT} by default). Exit codes: 0 ok, 1 other failure, 2 bad usage, ${CLIENT_EXIT.REFUSED} connection refused, ${CLIENT_EXIT.TIMEOUT} timeout, ${CLIENT_EXIT.TOO_LARGE} answer too large, ${CLIENT_EXIT.UNRESOLVED} host does not resolve, ${CLIENT_EXIT.NO_ANSWER} closed without an answer.`,
+      args: 'HOST[:PORT]',
+      maxPositionals: 1,
+      options: clientOptions,
+      async run({ config, positionals }) {
+        const target = positionals[0];
+        if (target === undefined) {
+          process.stderr.write('daytime-tcp client: missing HOST[:PORT] (e.g. `daytime-tcp client localhost:1313`)\n');
+          return EXIT.USAGE;
+        }
+        return runClient(target, {
+          timeoutMs: config.timeout * 1000,
+          maxBytes: config.maxBytes,
+          family: config.family === 'any' ? 0 : config.family === '4' ? 4 : 6,
+        });
+      },
+    }),
+  },
+});
+
+/** On EACCES for a privileged port, add to core's hint what daytime users need: 13 is privileged, 1313 is the unprivileged default. */
+function explainBindError(err: unknown): unknown {
+  if (!(err instanceof AccessDeniedError)) return err;
+  const port = Number(/:(\d+)(\/udp)?$/.exec(err.endpoint)?.[1] ?? Number.NaN);
+  if (!(port > 0 && port < 1024)) return err;
+  return new AccessDeniedError(
+    err.endpoint,
+    `${err.message.replace(/^.*?permission denied; /, '')}. The daytime port ${DAYTIME_PORT} is such a port: grant the capability to bind it, or run unprivileged on daytime-tcp's local default ${DEFAULT_PORT} (--port ${DEFAULT_PORT} or DAYTIME_TCP_PORT=${DEFAULT_PORT})`,
+    { cause: err },
+  );
+}

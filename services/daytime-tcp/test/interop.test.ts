@@ -1,0 +1,114 @@
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runClient } from '../src/client.js';
+import { BIN, startServer, stopAll, stopProcess } from './helpers.js';
+
+const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const HAS_NC = has('nc') && /OpenBSD netcat/.test(spawnSync('nc', ['-h'], { encoding: 'utf8' }).stderr ?? '');
+const HAS_SOCAT = has('socat');
+const IS_ROOT = process.getuid?.() === 0;
+const HAS_SETPRIV = has('setpriv');
+
+const children: ChildProcess[] = [];
+afterEach(async () => {
+  await stopAll();
+  await Promise.all(children.splice(0).map((c) => stopProcess(c)));
+});
+
+/** Runs a command with a time limit; resolves with its exit code and output (bytes as latin1). */
+function run(cmd: string, args: string[], input?: string) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const child = execFile(cmd, args, { timeout: 10_000, encoding: 'latin1' }, (error, stdout, stderr) => {
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+    if (input === undefined) child.stdin?.end();
+    else child.stdin?.end(input);
+  });
+}
+
+const CTIME = /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\r\n$/;
+
+describe('interoperation with Debian clients and servers', () => {
+  it.skipIf(!HAS_NC)('answers netcat-openbsd, which reads until the server closes (skipped without nc)', async () => {
+    const { port } = await startServer();
+    const r = await run('nc', ['127.0.0.1', String(port)]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(CTIME);
+  });
+
+  it.skipIf(!HAS_NC)(
+    'answers netcat-openbsd over IPv6 after it sent a line and shut down (skipped without nc)',
+    async () => {
+      const { port } = await startServer(['--host', '::1']);
+      const r = await run('nc', ['-N', '::1', String(port)], 'hello\r\n');
+      expect(r.stdout).toMatch(CTIME);
+    },
+  );
+
+  it.skipIf(!HAS_SOCAT)('answers socat in read-only mode (skipped without socat)', async () => {
+    const { port } = await startServer(['--format', 'rfc3339']);
+    const r = await run('socat', ['-u', `TCP:127.0.0.1:${port}`, 'STDOUT']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d\r\n$/);
+  });
+
+  it.skipIf(!HAS_SOCAT)('our client reads the date from a socat daytime server (skipped without socat)', async () => {
+    // socat needs a fixed port: one below the ephemeral range (research §8), unlikely to be taken.
+    const port = 21_313;
+    const socat = spawn('socat', [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, 'SYSTEM:"date; exit 0"'], {
+      stdio: 'ignore',
+    });
+    children.push(socat);
+    let result = { code: 3, out: '', err: '' };
+    // Wait for socat to listen: retry while the connection is refused (bounded: 50 x 50 ms).
+    for (let i = 0; i < 50 && result.code === 3; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 50));
+      let out = '';
+      let err = '';
+      const code = await runClient(`127.0.0.1:${port}`, {
+        timeoutMs: 2000,
+        maxBytes: 1024,
+        family: 0,
+        out: (t) => {
+          out += t;
+        },
+        err: (t) => {
+          err += t;
+        },
+      });
+      result = { code, out, err };
+    }
+    expect(result.code).toBe(0);
+    expect(result.out).toMatch(/\d\d:\d\d:\d\d/);
+  });
+
+  it.skipIf(!HAS_SOCAT)('answers socat over UDP with --udp (skipped without socat)', async () => {
+    const { port } = await startServer(['--udp']);
+    const r = await run('socat', ['-T', '2', '-', `UDP:127.0.0.1:${port}`], 'what time is it?\n');
+    expect(r.stdout).toMatch(CTIME);
+  });
+});
+
+describe('binding the privileged daytime port', () => {
+  it.skipIf(!IS_ROOT || !HAS_SETPRIV)(
+    'explains how to bind port 13 when the user lacks the privilege (needs root and setpriv to drop it)',
+    async () => {
+      const r = await run('setpriv', [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        process.execPath,
+        BIN,
+        '--port',
+        '13',
+        '--log-level',
+        'silent',
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/cannot listen on 127\.0\.0\.1:13: permission denied/);
+      expect(r.stderr).toMatch(/CAP_NET_BIND_SERVICE/);
+      expect(r.stderr).toMatch(/ip_unprivileged_port_start/);
+      expect(r.stderr).toMatch(/--port 1313 or DAYTIME_TCP_PORT=1313/);
+    },
+  );
+});
