@@ -1,0 +1,73 @@
+/**
+ * The `serve` settings of udp-echo (the runtime adds --host, --port, --listen, --admin-port, logging and drain).
+ * Every limit has a default that is safe on the open Internet; see README "Limits".
+ */
+import { custom, decimal, integer, list, option, workersOption } from '@net/core';
+import { DEFAULT_GUARDED_PORTS, formatPortRange, type PortRange, parsePortRange } from './reflection-guard.js';
+
+/** Largest UDP payload over IPv4: 65,535 (IPv4 total length) - 20 (IPv4 header) - 8 (UDP header), RFC 768/791. */
+export const MAX_PAYLOAD_IPV4 = 65_507;
+/** Largest UDP payload over IPv6 without jumbograms: 65,535 (payload length, RFC 8200 §3) - 8 (UDP header). */
+export const MAX_PAYLOAD_IPV6 = 65_527;
+
+const portRange = custom<PortRange>('a port 0-65535 or a range such as 0-1023', parsePortRange, formatPortRange);
+
+/** Socket buffer sizes: the kernel doubles what it is given and caps it at net.core.{r,w}mem_max (socket(7)). */
+const bufferSize = integer(1024, 2 ** 31 - 1);
+
+/** The service's own settings. */
+export const options = {
+  guardPorts: option({
+    type: list(portRange, { maxItems: 1024 }),
+    default: DEFAULT_GUARDED_PORTS.map((p): PortRange => [p, p]),
+    description:
+      'Source ports never answered (reflection guard, CVE-1999-0103); the listening ports are always added. Empty to keep only those',
+  }),
+  rateLimitPackets: option({
+    type: decimal(0, 10_000_000, 'datagrams per second'),
+    default: 100,
+    description: 'Datagrams per second answered per source address (token bucket rate); 0 switches it off',
+  }),
+  rateLimitPacketBurst: option({
+    type: integer(1, 10_000_000),
+    default: 200,
+    description: 'Datagrams a quiet source may send at once (token bucket capacity)',
+  }),
+  rateLimitBytes: option({
+    type: integer(0, 2 ** 40),
+    default: 1_048_576,
+    description: 'Payload bytes per second answered per source address (token bucket rate); 0 switches it off',
+  }),
+  rateLimitByteBurst: option({
+    type: integer(MAX_PAYLOAD_IPV6, 2 ** 40),
+    default: 2_097_152,
+    description: 'Payload bytes a quiet source may send at once; at least 65527 so that every datagram size can pass',
+  }),
+  rateLimitSources: option({
+    type: integer(1, 10_000_000),
+    default: 65_536,
+    description:
+      'Source addresses the rate limiter tracks at most (bounded memory, 101-125 bytes each); when full, a new source takes the slot of one idle for the refill time, else it is dropped',
+  }),
+  maxQueuedBytes: option({
+    type: integer(0, 2 ** 31 - 1),
+    default: 4 * 1_048_576,
+    description:
+      'Reply bytes waiting for the kernel at most (dgram queues sends in user space when the socket buffer is full); past it datagrams are dropped',
+  }),
+  recvBuffer: option({
+    type: bufferSize,
+    description: 'Socket receive buffer (SO_RCVBUF) in bytes; the effective size is logged. Kernel default when unset',
+  }),
+  sendBuffer: option({
+    type: bufferSize,
+    description: 'Socket send buffer (SO_SNDBUF) in bytes; the effective size is logged. Kernel default when unset',
+  }),
+  drainQuiet: option({
+    type: decimal(0, 3600, 'seconds'),
+    default: 2,
+    description:
+      'On SIGTERM/SIGINT datagrams are still answered; the drain ends once none has arrived for this long (or at --drain-timeout)',
+  }),
+  ...workersOption(),
+};

@@ -1,0 +1,146 @@
+/**
+ * The RFC 862 UDP echo: "When a datagram is received, the data from it is sent back in an answering datagram."
+ * The reply is the received Buffer itself, sent back to the datagram's source through the socket it arrived on, so
+ * it can never be larger than the request (no amplification) and nothing is copied.
+ *
+ * Before answering, three gates, cheapest first: the reflection guard (one array load), the per-source rate limiter
+ * (one Map lookup), and the bound on replies queued in user space. A datagram refused by a gate is counted by reason
+ * and never answered. Counting is plain number arithmetic; the metrics read the numbers at scrape time.
+ */
+import type dgram from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type RateLimiter, VERDICT } from './rate-limiter.js';
+import type { ReflectionGuard } from './reflection-guard.js';
+
+/** Why a datagram was dropped: the `reason` label of `net_datagrams_dropped_total`. */
+export const DROP_REASONS = [
+  'reflection_guard',
+  'rate_limit_packets',
+  'rate_limit_bytes',
+  'table_full',
+  'send_queue_full',
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+// Indexes into `dropped`, in DROP_REASONS order; VERDICT 1-3 map onto 1-3.
+const GUARD = 0;
+const SEND_QUEUE_FULL = 4;
+
+/** Options of {@link UdpEcho}. */
+export interface UdpEchoOptions {
+  guard: ReflectionGuard;
+  /** Undefined when both rate limits are off. */
+  limiter: RateLimiter | undefined;
+  /** Reply bytes queued in libuv (the kernel's send buffer full) past which datagrams are dropped. */
+  maxQueuedBytes: number;
+  /** Called for each dropped datagram when debug logging is on; never on the default log level. */
+  onDrop?: ((reason: DropReason, rinfo: dgram.RemoteInfo, size: number) => void) | undefined;
+  /** Called with a socket error (recv or send failure); the socket stays open. */
+  onError?: (err: NodeJS.ErrnoException) => void;
+}
+
+/** The echo over any number of bound sockets, with its counters. */
+export class UdpEcho {
+  /** Datagrams and payload bytes received, answered; dropped ones by DROP_REASONS index. */
+  received = 0;
+  receivedBytes = 0;
+  sent = 0;
+  sentBytes = 0;
+  readonly dropped = new Float64Array(DROP_REASONS.length);
+  /** Socket errors by code (`net_errors_total`). */
+  readonly errors = new Map<string, number>();
+
+  readonly #options: UdpEchoOptions;
+  readonly #sockets: dgram.Socket[] = [];
+  #inFlight = 0;
+  #closed = false;
+
+  constructor(options: UdpEchoOptions) {
+    this.#options = options;
+  }
+
+  /** Replies not yet handed to the kernel or failed (the drain waits for them). */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Starts answering on a bound socket. One message handler and one send callback per socket, none per datagram. */
+  attach(socket: dgram.Socket): void {
+    const { guard, limiter, maxQueuedBytes, onDrop } = this.#options;
+    const afterSend = (err: Error | null, bytes: number) => {
+      this.#inFlight--;
+      if (err) this.#countError(err as NodeJS.ErrnoException);
+      else {
+        this.sent++;
+        this.sentBytes += bytes;
+      }
+    };
+    const drop = (reason: number, rinfo: dgram.RemoteInfo, size: number) => {
+      this.dropped[reason]! += 1;
+      if (onDrop) onDrop(DROP_REASONS[reason]!, rinfo, size);
+    };
+    socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
+      this.received++;
+      this.receivedBytes += msg.length;
+      if (this.#closed) return;
+      // CVE-1999-0103: never answer a port that may answer back.
+      if (guard.blocks(rinfo.port)) return drop(GUARD, rinfo, msg.length);
+      if (limiter !== undefined) {
+        const verdict = limiter.check(rinfo.address, msg.length, performance.now());
+        if (verdict !== VERDICT.PASS) return drop(verdict, rinfo, msg.length);
+      }
+      // dgram queues a send in user space when the kernel's send buffer is full: bound that queue.
+      if (socket.getSendQueueSize() > maxQueuedBytes) return drop(SEND_QUEUE_FULL, rinfo, msg.length);
+      this.#inFlight++;
+      socket.send(msg, rinfo.port, rinfo.address, afterSend);
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => this.#countError(err));
+    this.#sockets.push(socket);
+  }
+
+  /**
+   * Resolves once no datagram has arrived for `quietMs` and every reply started has left, then closes the sockets.
+   *
+   * UDP has no connection whose end marks the end of the work: a client may be in the middle of an exchange, and a
+   * load balancer keeps sending until its health check sees /readyz fail. So a drain keeps answering and ends when
+   * the traffic does; the runtime's --drain-timeout bounds it when the traffic never stops.
+   */
+  async drained(quietMs: number): Promise<void> {
+    // Sampling the receive counter costs nothing on the hot path; quiet means `ticks` samples in a row unchanged.
+    const ticks = 4;
+    let seen = this.received;
+    let unchanged = 0;
+    while (quietMs > 0 && unchanged < ticks) {
+      await sleep(quietMs / ticks);
+      unchanged = this.received === seen ? unchanged + 1 : 0;
+      seen = this.received;
+    }
+    while (this.#inFlight > 0) await sleep(10);
+    await this.close();
+  }
+
+  /** Closes every socket now; replies still queued in user space are cancelled. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const sockets = this.#sockets.splice(0);
+    await Promise.all(
+      sockets.map(
+        (socket) =>
+          new Promise<void>((resolve) => {
+            try {
+              socket.close(() => resolve());
+            } catch {
+              resolve(); // already closed
+            }
+          }),
+      ),
+    );
+  }
+
+  #countError(err: NodeJS.ErrnoException): void {
+    const code = err.code ?? 'UNKNOWN';
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+    this.#options.onError?.(err);
+  }
+}
