@@ -33,7 +33,18 @@ export function integer(min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INT
 /** A TCP or UDP port number, 0 meaning "any free port". */
 export function port(): ValueType<number> {
   const t = integer(0, 65535);
-  return { accepts: 'a port number from 0 to 65535 (0 picks a free port)', parse: t.parse };
+  const accepts = 'a port number from 0 to 65535 (0 picks a free port)';
+  return {
+    accepts,
+    parse(raw) {
+      // Reuse the integer check but say "port" in the message, not "an integer".
+      try {
+        return t.parse(raw);
+      } catch {
+        throw new Invalid(`expected ${accepts}`);
+      }
+    },
+  };
 }
 
 /** A non-negative decimal number within [min, max], e.g. seconds or milliseconds. */
@@ -73,7 +84,8 @@ export function string(options: { pattern?: RegExp; accepts?: string; maxLength?
   return {
     accepts,
     parse(raw) {
-      if (raw.length > maxLength || (options.pattern && !options.pattern.test(raw))) throw new Invalid(`expected ${accepts}`);
+      if (raw.length > maxLength || (options.pattern && !options.pattern.test(raw)))
+        throw new Invalid(`expected ${accepts}`);
       return raw;
     },
   };

@@ -26,13 +26,15 @@ export type Schema = Record<string, OptionDef<unknown>>;
 
 /** The typed values a schema yields: settings with a default are always present. */
 export type ConfigOf<S extends Schema> = {
-  -readonly [K in keyof S]: S[K] extends OptionDef<infer T> ? (S[K] extends { default: unknown } ? T : T | undefined) : never;
+  -readonly [K in keyof S]: S[K] extends OptionDef<infer T>
+    ? S[K] extends { default: unknown }
+      ? T
+      : T | undefined
+    : never;
 };
 
 /** Declares a setting; with a `default` its value is never undefined. */
-export function option<T>(
-  def: Omit<OptionDef<T>, 'default'> & { default: NoInfer<T> },
-): OptionDef<T> & { default: T };
+export function option<T>(def: Omit<OptionDef<T>, 'default'> & { default: NoInfer<T> }): OptionDef<T> & { default: T };
 export function option<T>(def: Omit<OptionDef<T>, 'default'>): OptionDef<T>;
 export function option<T>(def: OptionDef<T>): OptionDef<T> {
   return def;
@@ -115,13 +117,18 @@ export function parseConfig<S extends Schema>(schema: S, options: ParseOptions):
       key = byShort.get(name.slice(1));
     }
     if (key === undefined) {
-      throw new ConfigError(`option ${name}`, undefined, `unknown option; accepted options are ${accepted()} (see --help)`);
+      throw new ConfigError(
+        `option ${name}`,
+        undefined,
+        `unknown option; accepted options are ${accepted()} (see --help)`,
+      );
     }
     const def = schema[key] as OptionDef<unknown>;
     const isBoolean = typeof def.default === 'boolean' || def.type.accepts.startsWith('true or false');
     let raw: string;
     if (negated) {
-      if (!isBoolean || eq !== -1) throw new ConfigError(name, undefined, `only a boolean flag can be negated with --no-`);
+      if (!isBoolean || eq !== -1)
+        throw new ConfigError(name, undefined, `only a boolean flag can be negated with --no-`);
       raw = 'false';
     } else if (eq !== -1) {
       raw = token.slice(eq + 1);
@@ -145,7 +152,8 @@ export function parseConfig<S extends Schema>(schema: S, options: ParseOptions):
   const maxPositionals = options.maxPositionals ?? 0;
   if (positionals.length > maxPositionals) {
     const extra = positionals[maxPositionals] as string;
-    const usage = maxPositionals === 0 ? 'no positional arguments are accepted' : `expected ${options.positionalsUsage}`;
+    const usage =
+      maxPositionals === 0 ? 'no positional arguments are accepted' : `expected ${options.positionalsUsage}`;
     throw new ConfigError('argument', extra, `unexpected argument; ${usage} (see --help)`);
   }
 

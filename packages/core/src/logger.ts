@@ -5,7 +5,7 @@
  * writes nothing per connection, which keeps logging off the hot path (measured in the benchmark).
  */
 import { hostname } from 'node:os';
-import { Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
@@ -37,7 +37,11 @@ export function createLogger(options: LoggerOptions): Logger {
   const pinoOptions = { level: options.level, base, timestamp: pino.stdTimeFunctions.isoTime };
   if (usePretty) {
     // pino-pretty as a stream in this thread, not a transport: no worker thread, and lines are never lost on exit.
-    const stream = pretty({ colorize: process.stdout.isTTY === true, destination: options.destination ?? 1, sync: true });
+    const stream = pretty({
+      colorize: process.stdout.isTTY === true,
+      destination: options.destination ?? 1,
+      sync: true,
+    });
     return pino(pinoOptions, stream);
   }
   if (options.destination) return pino(pinoOptions, options.destination as Writable);

@@ -12,6 +12,11 @@ interface Declared {
   readonly help: string;
   readonly labels: readonly string[];
   readonly buckets?: readonly number[];
+  /**
+   * How a `--workers` primary combines the workers' values (prom-client aggregators); default `sum`, right for
+   * counters and for gauges such as open connections, wrong for a constant such as `net_build_info`.
+   */
+  readonly aggregator?: 'sum' | 'first' | 'min' | 'max' | 'average' | 'omit';
 }
 
 /** Every shared metric name, its type, help and labels. Prometheus conventions: base units, `_total` counters. */
@@ -53,7 +58,12 @@ export const METRICS = {
   net_watch_target_up: { kind: 'gauge', help: '1 when a watched target holds a live connection', labels: ['target'] },
   net_watch_reconnects_total: { kind: 'counter', help: 'Reconnect attempts to watched targets', labels: ['target'] },
   net_worker_restarts_total: { kind: 'counter', help: 'Worker processes restarted after dying', labels: [] },
-  net_build_info: { kind: 'gauge', help: 'Always 1; labels carry the service, version and Node version', labels: ['version', 'node'] },
+  net_build_info: {
+    kind: 'gauge',
+    help: 'Always 1; labels carry the service, version and Node version',
+    labels: ['version', 'node'],
+    aggregator: 'first',
+  },
 } as const satisfies Record<string, Declared>;
 
 export type MetricName = keyof typeof METRICS;
@@ -78,7 +88,8 @@ export class Metrics {
     this.registry = new client.Registry();
     this.registry.setDefaultLabels({ service: options.service, instance: options.instance });
     if (options.processMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
-    if (options.buildInfo !== false) this.gauge('net_build_info').set({ version: options.version, node: process.version }, 1);
+    if (options.buildInfo !== false)
+      this.gauge('net_build_info').set({ version: options.version, node: process.version }, 1);
   }
 
   /** The named counter, registered on first use. */
@@ -136,6 +147,7 @@ export class Metrics {
       labelNames: [...d.labels],
       registers: [this.registry],
       ...(collect ? { collect } : {}),
+      ...(d.aggregator ? { aggregator: d.aggregator } : {}),
     };
     const metric =
       kind === 'counter'

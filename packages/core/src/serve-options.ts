@@ -2,12 +2,13 @@
  * The settings every service shares (the command-line contract of docs/service-contract.md), and the shared
  * TCP limits that the TCP services reuse. A service's schema spreads these and adds its own.
  */
-import { type Schema, option } from './config.js';
+import { option, type Schema } from './config.js';
 import { boolean, custom, decimal, integer, list, oneOf, port, string } from './config-types.js';
 import { type Endpoint, formatEndpoint, parseEndpoint } from './endpoint.js';
-import { LOG_FORMATS, LOG_LEVELS, defaultInstance } from './logger.js';
+import { defaultInstance, LOG_FORMATS, LOG_LEVELS } from './logger.js';
 
-const ENDPOINT_ACCEPTS = 'an endpoint such as 127.0.0.1:7, [::1]:7, [fe80::1%eth0]:7, :7 (every interface) or unix:/run/x.sock';
+const ENDPOINT_ACCEPTS =
+  'an endpoint such as 127.0.0.1:7, [::1]:7, [fe80::1%eth0]:7, :7 (every interface) or unix:/run/x.sock';
 
 /** A value type for one endpoint string. */
 export const endpointType = custom<Endpoint>(
@@ -29,8 +30,7 @@ export function commonServeOptions(defaultPort: number) {
       type: list(endpointType),
       repeatable: true,
       default: [] as Endpoint[],
-      description:
-        'More endpoints to listen on; when given without --host/--port, only these are used',
+      description: 'More endpoints to listen on; when given without --host/--port, only these are used',
     }),
     adminPort: option({
       type: port(),

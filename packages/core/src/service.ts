@@ -6,15 +6,14 @@
  */
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { AggregatorRegistry } from 'prom-client';
-import { type ConfigOf, type ParsedConfig, type Schema, describeConfig, formatHelp, parseConfig } from './config.js';
+import { type ConfigOf, describeConfig, formatHelp, type ParsedConfig, parseConfig, type Schema } from './config.js';
 import { ConnectionTracker } from './connection-tracker.js';
-import type { Endpoint } from './endpoint.js';
+import { type Endpoint, parseEndpoint } from './endpoint.js';
 import { ConfigError, NetError } from './errors.js';
-import { type Logger, createLogger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { commonServeOptions, serveEndpoints } from './serve-options.js';
-import { type Readiness, runDrain, runSupervisor, startAdmin } from './supervisor.js';
+import { answerMetricRequests, type Readiness, runDrain, runSupervisor, startAdmin } from './supervisor.js';
 
 /** Exit codes shared by every service. */
 export const EXIT = {
@@ -177,19 +176,27 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
   const isWorker = cluster.isWorker && process.env.NET_WORKER_ID !== undefined;
 
   if (!isWorker) {
-    log.info({ config: describeConfig({ ...commonServeOptions(def.defaultPort), ...def.options }, config) }, 'starting');
-    for (const name of parsed.unknownEnv) log.warn({ variable: name }, `${name} matches no setting of ${def.name} and is ignored`);
+    log.info(
+      { config: describeConfig({ ...commonServeOptions(def.defaultPort), ...def.options }, config) },
+      'starting',
+    );
+    for (const name of parsed.unknownEnv)
+      log.warn({ variable: name }, `${name} matches no setting of ${def.name} and is ignored`);
   }
   let endpoints: Endpoint[];
   try {
-    endpoints = serveEndpoints(config, { host: sources.host ?? 'default', port: sources.port ?? 'default' });
+    // A worker under SO_REUSEPORT gets the primary's concrete endpoints (its port 0 made one free port for all).
+    const fromPrimary = isWorker ? process.env.NET_WORKER_ENDPOINTS : undefined;
+    endpoints = fromPrimary
+      ? (JSON.parse(fromPrimary) as string[]).map((e) => parseEndpoint(e))
+      : serveEndpoints(config, { host: sources.host ?? 'default', port: sources.port ?? 'default' });
   } catch (err) {
     process.stderr.write(`${def.name}: ${(err as Error).message}\n`);
     process.exit(EXIT.USAGE);
   }
 
   if (def.workers && workerCount > 1 && !isWorker) {
-    await runSupervisor({ def: def as unknown as ServiceDefinition<never>, config, log, workerCount });
+    await runSupervisor({ def: def as unknown as ServiceDefinition<never>, config, log, workerCount, endpoints });
     return;
   }
 
@@ -208,7 +215,7 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
   try {
     if (worker) {
       // The primary serves /metrics and sums its workers' registries over the cluster channel.
-      AggregatorRegistry.setRegistries([metrics.registry]);
+      answerMetricRequests(metrics);
     } else {
       metrics.collect('net_ready', () => (readiness.ready ? 1 : 0));
       admin = await startAdmin(config, readiness, async () => ({
@@ -218,6 +225,12 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
     }
     running = await def.serve({ config, sources, log, metrics, endpoints, connections, worker });
   } catch (err) {
+    // A service may validate a combination of settings in serve(): that is bad configuration too (exit 2).
+    if (err instanceof ConfigError) {
+      log.fatal({ err }, err.message);
+      process.stderr.write(`${def.name}: ${err.message}\n`);
+      process.exit(EXIT.USAGE);
+    }
     const message = err instanceof NetError ? err.message : `cannot start: ${(err as Error).message}`;
     log.fatal({ err }, message);
     process.stderr.write(`${def.name}: ${message}\n`);

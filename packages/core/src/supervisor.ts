@@ -8,11 +8,14 @@
  * hands connections round-robin. A dead worker takes only its own connections with it and is restarted.
  */
 import cluster, { type Worker } from 'node:cluster';
+import dgram from 'node:dgram';
 import type { Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AggregatorRegistry } from 'prom-client';
 import { startAdminServer } from './admin-server.js';
 import type { ConnectionTracker } from './connection-tracker.js';
+import { type Endpoint, formatEndpoint } from './endpoint.js';
+import { boundEndpoint, listen } from './listen.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { reusePortSupport } from './reuse-port.js';
@@ -63,20 +66,12 @@ export async function runDrain(input: {
   readiness: Readiness;
 }): Promise<void> {
   const { config, log, connections, running, worker, admin, readiness } = input;
-  readiness.ready = true;
-  if (worker) {
-    log.debug({ worker: worker.id, endpoints: running.endpoints }, 'worker listening');
-    process.send?.({ type: 'net:ready', endpoints: running.endpoints });
-  } else {
-    log.info(
-      { endpoints: running.endpoints, ...(admin ? { admin: admin.url } : {}) },
-      `ready: listening on ${running.endpoints.join(', ')}`,
-    );
-  }
-
   let draining = false;
   const drain = async (reason: string) => {
     if (draining) {
+      // A worker gets the terminal's Ctrl-C and then the primary's SIGTERM for the same stop: only the primary
+      // counts signals (it SIGKILLs its workers on the second one).
+      if (worker) return;
       log.warn({ signal: reason }, 'second signal during drain: exiting at once');
       process.exit(130);
     }
@@ -86,11 +81,19 @@ export async function runDrain(input: {
       { signal: reason, drainTimeout: config.drainTimeout, open: connections.size },
       'draining: not accepting; open connections may finish',
     );
-    await running.stopAccepting();
+    // One deadline for the whole drain: a stopAccepting() that waits for server.close()'s callback (which fires
+    // only once every connection has ended) must not stretch the drain period.
+    const timer = new AbortController();
+    const deadline = sleep(config.drainTimeout * 1000, false, { signal: timer.signal }).catch(() => false);
     const finished = await Promise.race([
-      (running.drained ? running.drained() : connections.idle()).then(() => true),
-      sleep(config.drainTimeout * 1000).then(() => false),
+      (async () => {
+        await running.stopAccepting();
+        await (running.drained ? running.drained() : connections.idle());
+        return true;
+      })(),
+      deadline,
     ]);
+    timer.abort();
     if (!finished) {
       log.warn({ open: connections.size }, 'drain period over: closing the connections that remain');
       await (running.close ? running.close() : connections.destroyAll());
@@ -116,6 +119,105 @@ export async function runDrain(input: {
   });
   // A worker whose primary died must not live on unsupervised.
   if (worker) process.on('disconnect', () => onSignal('SIGTERM'));
+  // Handlers first, the ready line last: whoever reads the line may signal at once, and a SIGTERM that arrived
+  // before process.on('SIGTERM') would kill the process with the default action instead of draining it.
+  readiness.ready = true;
+  if (worker) {
+    log.debug({ worker: worker.id, endpoints: running.endpoints }, 'worker listening');
+    process.send?.({ type: 'net:ready', endpoints: running.endpoints });
+  } else {
+    log.info(
+      { endpoints: running.endpoints, ...(admin ? { admin: admin.url } : {}) },
+      `ready: listening on ${running.endpoints.join(', ')}`,
+    );
+  }
+}
+
+interface MetricsRequest {
+  type: 'net:metrics-req';
+  id: number;
+}
+interface MetricsResponse {
+  type: 'net:metrics-res';
+  id: number;
+  metrics?: object[];
+  error?: string;
+}
+
+/**
+ * In a worker: answers the primary's metric requests with this registry as JSON. prom-client's own worker side
+ * is installed only by `new AggregatorRegistry()`, and its primary waits 5 s for every connected worker, also one
+ * still starting or just restarted; our own exchange asks only ready workers and gives up on a silent one.
+ */
+export function answerMetricRequests(metrics: Metrics): void {
+  process.on('message', (m: MetricsRequest) => {
+    if (m?.type !== 'net:metrics-req') return;
+    metrics.registry.getMetricsAsJSON().then(
+      (json) => process.send?.({ type: 'net:metrics-res', id: m.id, metrics: json } satisfies MetricsResponse),
+      (err: Error) =>
+        process.send?.({ type: 'net:metrics-res', id: m.id, error: err.message } satisfies MetricsResponse),
+    );
+  });
+}
+
+/** Asks each worker for its metrics; waits at most `timeoutMs` and aggregates the answers that came. */
+function collectWorkerMetrics(workers: Iterable<Worker>, id: number, timeoutMs: number): Promise<string> {
+  const asked = [...workers].filter((w) => w.isConnected());
+  return new Promise((resolve) => {
+    const answers: object[][] = [];
+    let pending = asked.length;
+    const finish = () => {
+      clearTimeout(timer);
+      for (const w of asked) w.off('message', onMessage);
+      resolve(answers.length ? AggregatorRegistry.aggregate(answers).metrics() : Promise.resolve(''));
+    };
+    const onMessage = (m: MetricsResponse) => {
+      if (m?.type !== 'net:metrics-res' || m.id !== id) return;
+      if (m.metrics) answers.push(m.metrics);
+      if (--pending === 0) finish();
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    for (const w of asked) {
+      w.on('message', onMessage);
+      w.send({ type: 'net:metrics-req', id } satisfies MetricsRequest);
+    }
+    if (pending === 0) finish();
+  });
+}
+
+/**
+ * With SO_REUSEPORT every worker binds its own socket, so a port 0 would give each worker a different port. The
+ * primary picks one free port per such endpoint (free for TCP and UDP alike, as it does not know the transport)
+ * and hands the concrete endpoints to the workers.
+ */
+async function concretePorts(endpoints: readonly Endpoint[]): Promise<Endpoint[]> {
+  const out: Endpoint[] = [];
+  for (const e of endpoints) {
+    if (e.kind === 'unix' || e.port !== 0) {
+      out.push(e);
+      continue;
+    }
+    out.push({ ...e, port: await freePortFor(e) });
+  }
+  return out;
+}
+
+async function freePortFor(e: Exclude<Endpoint, { kind: 'unix' }>): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const server = await listen(e);
+    const bound = boundEndpoint(server);
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (bound.kind === 'unix') break;
+    const host = bound.kind === 'ip' ? bound.address : '::';
+    const type = bound.kind === 'ip' && bound.family === 4 ? 'udp4' : 'udp6';
+    const udpFree = await new Promise<boolean>((resolve) => {
+      const socket = dgram.createSocket(type);
+      socket.once('error', () => resolve(false));
+      socket.bind({ address: host, port: bound.port }, () => socket.close(() => resolve(true)));
+    });
+    if (udpFree) return bound.port;
+  }
+  throw new Error(`no port free for both TCP and UDP found for ${formatEndpoint(e)}`);
 }
 
 /** Runs the cluster primary of `--workers N`: forks, restarts, aggregates metrics, drains. */
@@ -124,6 +226,8 @@ export async function runSupervisor(input: {
   config: LifecycleConfig;
   log: Logger;
   workerCount: number;
+  /** The endpoints every worker listens on (port 0 is made concrete here under SO_REUSEPORT). */
+  endpoints?: readonly Endpoint[];
 }): Promise<void> {
   const { def, config, log, workerCount } = input;
   const reusePort = reusePortSupport() === 'native';
@@ -143,24 +247,29 @@ export async function runSupervisor(input: {
   const readiness: Readiness = { ready: false };
   metrics.collect('net_ready', () => (readiness.ready ? 1 : 0));
   const restarts = metrics.counter('net_worker_restarts_total');
-  const aggregator = new AggregatorRegistry();
-  const admin = await startAdmin(config, readiness, async () => ({
-    contentType: metrics.contentType,
-    body: `${(await aggregator.clusterMetrics()).trimEnd()}\n${await metrics.render()}`,
-  }));
-
   const workers = new Map<number, Worker>();
   const readyIds = new Set<number>();
+  let scrapes = 0;
+  const admin = await startAdmin(config, readiness, async () => {
+    const ready = [...workers].filter(([id]) => readyIds.has(id)).map(([, w]) => w);
+    const fromWorkers = await collectWorkerMetrics(ready, scrapes++, 1000);
+    return { contentType: metrics.contentType, body: `${fromWorkers.trimEnd()}\n${await metrics.render()}` };
+  });
+
+  const env: Record<string, string> = {
+    NET_WORKER_COUNT: String(workerCount),
+    NET_WORKER_REUSEPORT: reusePort ? '1' : '0',
+  };
+  if (reusePort && input.endpoints) {
+    env.NET_WORKER_ENDPOINTS = JSON.stringify((await concretePorts(input.endpoints)).map(formatEndpoint));
+  }
+
   const failures = new Map<number, number>();
   let announced = false;
   let draining = false;
 
   const fork = (id: number) => {
-    const w = cluster.fork({
-      NET_WORKER_ID: String(id),
-      NET_WORKER_COUNT: String(workerCount),
-      NET_WORKER_REUSEPORT: reusePort ? '1' : '0',
-    });
+    const w = cluster.fork({ ...env, NET_WORKER_ID: String(id) });
     workers.set(id, w);
     w.on('message', (m: { type?: string; endpoints?: string[] }) => {
       if (m?.type !== 'net:ready') return;
@@ -178,7 +287,8 @@ export async function runSupervisor(input: {
       }
     });
     w.on('exit', (code, signal) => {
-      workers.delete(id);
+      // A restarted worker may already hold the id: only forget the map entry if it is still this one.
+      if (workers.get(id) === w) workers.delete(id);
       const wasReady = readyIds.delete(id);
       if (draining) return;
       const failed = (failures.get(id) ?? 0) + (wasReady ? 0 : 1);
@@ -187,7 +297,7 @@ export async function runSupervisor(input: {
       if (failed >= 3) {
         log.fatal({ worker: id, code, signal }, 'worker failed 3 times before becoming ready: giving up');
         for (const other of workers.values()) other.process.kill('SIGKILL');
-        process.exit(1);
+        process.exit(EXIT_FAILURE);
       }
       restarts.inc();
       log.error({ worker: id, code, signal }, 'worker died: restarting it; other workers are unaffected');
@@ -209,10 +319,13 @@ export async function runSupervisor(input: {
     log.info({ signal, drainTimeout: config.drainTimeout, workers: workers.size }, 'draining: stopping workers');
     const exited = [...workers.values()].map((w) => new Promise((resolve) => w.once('exit', resolve)));
     for (const w of workers.values()) w.process.kill('SIGTERM');
+    // Workers enforce the drain period themselves; the margin covers their close() and exit.
+    const timer = new AbortController();
     const done = await Promise.race([
       Promise.all(exited).then(() => true),
-      sleep(config.drainTimeout * 1000 + 5000).then(() => false),
+      sleep(config.drainTimeout * 1000 + 5000, false, { signal: timer.signal }).catch(() => false),
     ]);
+    timer.abort();
     if (!done) {
       log.warn({ workers: workers.size }, 'workers still running after the drain period: killing them');
       for (const w of workers.values()) w.process.kill('SIGKILL');
@@ -221,6 +334,14 @@ export async function runSupervisor(input: {
     log.info('stopped');
     process.exit(0);
   };
-  process.on('SIGTERM', (s) => void drain(s));
-  process.on('SIGINT', (s) => void drain(s));
+  const onSignal = (signal: NodeJS.Signals) => {
+    drain(signal).catch((err: unknown) => {
+      log.fatal({ err }, 'drain failed');
+      process.exit(70);
+    });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 }
+
+const EXIT_FAILURE = 1;

@@ -1,0 +1,122 @@
+import { AggregatorRegistry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { METRICS, Metrics } from '../src/index.js';
+
+function metrics(options: { processMetrics?: boolean } = {}) {
+  return new Metrics({
+    service: 'demo',
+    instance: 'i-1',
+    version: '1.2.3',
+    processMetrics: options.processMetrics ?? false,
+  });
+}
+
+/** The `name{labels} value` sample lines of one metric. */
+function samples(text: string, name: string): string[] {
+  return text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+}
+
+describe('METRICS, the shared metric contract', () => {
+  it('names follow Prometheus conventions: net_ prefix, counters end in _total, base units', () => {
+    for (const [name, d] of Object.entries(METRICS)) {
+      expect(name).toMatch(/^net_[a-z_]+$/);
+      if (d.kind === 'counter') expect(name, name).toMatch(/_total$/);
+      else expect(name, name).not.toMatch(/_total$/);
+      expect(name).not.toMatch(/_(ms|milliseconds|kb)(_|$)/);
+      expect(d.help.length).toBeGreaterThan(10);
+    }
+  });
+
+  it('never labels by peer address (bounded cardinality)', () => {
+    for (const d of Object.values(METRICS)) {
+      for (const label of d.labels) expect(label).not.toMatch(/peer|addr|ip|port/);
+    }
+  });
+});
+
+describe('Metrics', () => {
+  it('renders each used metric with HELP, TYPE and the service and instance labels', async () => {
+    const m = metrics();
+    m.counter('net_connections_total').inc(3);
+    m.counter('net_errors_total').inc({ code: 'ECONNRESET' });
+    const text = await m.render();
+    expect(text).toContain('# HELP net_connections_total Connections accepted');
+    expect(text).toContain('# TYPE net_connections_total counter');
+    expect(samples(text, 'net_connections_total')).toEqual(['net_connections_total{service="demo",instance="i-1"} 3']);
+    expect(samples(text, 'net_errors_total')).toEqual([
+      'net_errors_total{code="ECONNRESET",service="demo",instance="i-1"} 1',
+    ]);
+  });
+
+  it('carries net_build_info with the version and Node version', async () => {
+    const text = await metrics().render();
+    expect(samples(text, 'net_build_info')).toEqual([
+      `net_build_info{version="1.2.3",node="${process.version}",service="demo",instance="i-1"} 1`,
+    ]);
+  });
+
+  it('exposes only the metrics a service used, plus process metrics when asked', async () => {
+    const bare = await metrics().render();
+    expect(bare).not.toContain('net_connections_open');
+    expect(bare).not.toContain('process_cpu_user_seconds_total');
+    const full = await metrics({ processMetrics: true }).render();
+    expect(full).toContain('# TYPE process_cpu_user_seconds_total counter');
+    expect(full).toContain('# TYPE nodejs_eventloop_lag_seconds gauge');
+  });
+
+  it('returns the same metric on every call', () => {
+    const m = metrics();
+    expect(m.counter('net_requests_total')).toBe(m.counter('net_requests_total'));
+  });
+
+  it('refuses a metric used as the wrong kind', () => {
+    expect(() => metrics().gauge('net_connections_total')).toThrow(
+      'metric net_connections_total is a counter, not a gauge',
+    );
+  });
+
+  it('reads collected counters and gauges from plain numbers at scrape time', async () => {
+    const m = metrics();
+    let bytes = 0;
+    let open = 0;
+    m.collect('net_received_bytes_total', () => bytes);
+    m.collect('net_connections_open', () => open);
+    bytes = 1500;
+    open = 2;
+    let text = await m.render();
+    expect(samples(text, 'net_received_bytes_total')).toEqual([
+      'net_received_bytes_total{service="demo",instance="i-1"} 1500',
+    ]);
+    expect(samples(text, 'net_connections_open')).toEqual(['net_connections_open{service="demo",instance="i-1"} 2']);
+    bytes = 4000;
+    text = await m.render();
+    expect(samples(text, 'net_received_bytes_total')).toEqual([
+      'net_received_bytes_total{service="demo",instance="i-1"} 4000',
+    ]);
+  });
+
+  it('refuses a reader declared after the metric was used, and a histogram reader', () => {
+    const m = metrics();
+    m.counter('net_sent_bytes_total');
+    expect(() => m.collect('net_sent_bytes_total', () => 1)).toThrow(/already registered; declare its reader first/);
+    expect(() => m.collect('net_connection_duration_seconds', () => 1)).toThrow(/is a histogram/);
+  });
+
+  it('observes histograms with the declared buckets', async () => {
+    const m = metrics();
+    m.histogram('net_connection_duration_seconds').observe(0.5);
+    const text = await m.render();
+    expect(text).toContain('net_connection_duration_seconds_bucket{le="1",service="demo",instance="i-1"} 1');
+    expect(text).toContain('net_connection_duration_seconds_bucket{le="0.1",service="demo",instance="i-1"} 0');
+  });
+
+  it('aggregates across workers: counters sum, net_build_info stays 1', async () => {
+    const workers = [metrics(), metrics()];
+    workers[0]?.counter('net_connections_total').inc(2);
+    workers[1]?.counter('net_connections_total').inc(5);
+    const json = await Promise.all(workers.map((w) => w.registry.getMetricsAsJSON()));
+    const text = await AggregatorRegistry.aggregate(json).metrics();
+    expect(samples(text, 'net_connections_total')).toEqual(['net_connections_total{service="demo",instance="i-1"} 7']);
+    expect(samples(text, 'net_build_info')[0]).toMatch(/ 1$/);
+  });
+});

@@ -1,0 +1,352 @@
+/**
+ * The service runtime as a process: the BUILT core (dist/) runs a tiny echo fixture; build it first with
+ * `pnpm exec tsc -b`. Real processes and sockets on loopback; every process is killed after each test.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+// A real Prometheus text parser. It is a dependency of the sibling @net/testkit, resolved from there so that core
+// needs no extra install (core cannot depend on testkit, which depends on core).
+const parseProm = createRequire(new URL('../../testkit/package.json', import.meta.url))(
+  'parse-prometheus-text-format',
+) as (
+  text: string,
+) => { name: string; help: string; type: string; metrics: { value?: string; labels?: Record<string, string> }[] }[];
+
+const fixture = fileURLToPath(new URL('./fixtures/tiny-echo.mjs', import.meta.url));
+const built = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+
+interface Line {
+  level: number;
+  msg: string;
+  pid: number;
+  [key: string]: unknown;
+}
+
+interface Proc {
+  child: ChildProcess;
+  lines: Line[];
+  /** Every stdout line, JSON or not. */
+  raw: string[];
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  waitFor(pred: (l: Line) => boolean, timeoutMs?: number): Promise<Line>;
+}
+
+const children = new Set<ChildProcess>();
+
+function run(args: string[], env: Record<string, string> = {}): Proc {
+  const child = spawn(process.execPath, [fixture, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // own process group: workers die with their primary in afterEach
+  });
+  children.add(child);
+  const lines: Line[] = [];
+  const raw: string[] = [];
+  const waiters = new Set<() => void>();
+  let pending = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    pending += chunk;
+    const parts = pending.split('\n');
+    pending = parts.pop() ?? '';
+    for (const p of parts) {
+      raw.push(p);
+      if (p.startsWith('{')) lines.push(JSON.parse(p) as Line);
+    }
+    for (const w of waiters) w();
+  });
+  child.stderr?.setEncoding('utf8').on('data', (c: string) => {
+    stderr += c;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal })),
+  );
+  const waitFor = (pred: (l: Line) => boolean, timeoutMs = 10_000) =>
+    new Promise<Line>((resolve, reject) => {
+      const check = () => {
+        const found = lines.find(pred);
+        if (!found) return;
+        waiters.delete(check);
+        clearTimeout(timer);
+        resolve(found);
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(
+          new Error(
+            `no matching line in ${timeoutMs} ms; stderr: ${stderr}; lines: ${JSON.stringify(lines.slice(-3))}`,
+          ),
+        );
+      }, timeoutMs);
+      waiters.add(check);
+      exited.then(() => setImmediate(check));
+      check();
+    });
+  return { child, lines, raw, stderr: () => stderr, exited, waitFor };
+}
+
+async function start(args: string[], env: Record<string, string> = {}) {
+  const p = run(['serve', '--port', '0', '--admin-port', '0', ...args], env);
+  const ready = await p.waitFor((l) => l.msg.startsWith('ready:'));
+  const endpoint = (ready.endpoints as string[])[0] as string;
+  return { ...p, ready, port: Number(endpoint.slice(endpoint.lastIndexOf(':') + 1)), admin: ready.admin as string };
+}
+
+function get(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (c: string) => {
+          body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+async function scrape(admin: string) {
+  const res = await get(`${admin}/metrics`);
+  expect(res.status).toBe(200);
+  const families = parseProm(res.body);
+  const value = (name: string) => {
+    const v = families.find((f) => f.name === name)?.metrics[0]?.value;
+    return v === undefined ? undefined : Number(v);
+  };
+  return { families, value, text: res.body };
+}
+
+function connect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    s.once('connect', () => resolve(s)).once('error', reject);
+  });
+}
+
+/** Writes `data` and resolves with what comes back once `data.length` bytes did. */
+function roundTrip(socket: net.Socket, data: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let have = 0;
+    const onData = (c: Buffer) => {
+      chunks.push(c);
+      have += c.length;
+      if (have < data.length) return;
+      socket.off('data', onData).off('error', reject);
+      resolve(Buffer.concat(chunks));
+    };
+    socket.on('data', onData).once('error', reject);
+    socket.write(data);
+  });
+}
+
+async function waitUntil(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await cond()) return;
+    await sleep(20);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+beforeAll(() => {
+  if (!existsSync(built)) throw new Error('build @net/core first: cd packages/core && pnpm exec tsc -b');
+});
+
+afterEach(() => {
+  for (const c of children) {
+    try {
+      if (c.pid !== undefined) process.kill(-c.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  children.clear();
+});
+
+describe('command line', () => {
+  it('lists every flag with its variable and default in --help, for serve as the default command', async () => {
+    const p = run(['--help']);
+    expect((await p.exited).code).toBe(0);
+    const help = p.raw.join('\n');
+    expect(help).toMatch(/^Usage: tiny-echo serve \[options\]/);
+    expect(help).toMatch(/--max-line .*Env: TINY_ECHO_MAX_LINE\. Default: 80\./);
+    expect(help).toMatch(/--workers .*Env: TINY_ECHO_WORKERS\. Default: 1\./);
+    expect(help).toContain('70 uncaught error');
+  });
+
+  it('prints the version and exits 0', async () => {
+    const p = run(['--version']);
+    expect((await p.exited).code).toBe(0);
+    expect(p.raw).toEqual(['tiny-echo 9.8.7']);
+  });
+
+  it('exits 2 with one message naming the flag, the value and what is accepted', async () => {
+    const p = run(['serve', '--port', '70000']);
+    expect(await p.exited).toEqual({ code: 2, signal: null });
+    expect(p.stderr()).toBe(
+      'tiny-echo: invalid --port "70000": expected a port number from 0 to 65535 (0 picks a free port)\n',
+    );
+    expect(p.lines).toEqual([]);
+  });
+
+  it('exits 2 naming the environment variable when the value came from it', async () => {
+    const p = run(['serve'], { TINY_ECHO_MAX_LINE: '0' });
+    expect((await p.exited).code).toBe(2);
+    expect(p.stderr()).toBe('tiny-echo: invalid TINY_ECHO_MAX_LINE "0": expected an integer from 1 to 1024\n');
+  });
+
+  it('exits 2 on an unknown flag', async () => {
+    const p = run(['--bogus']);
+    expect((await p.exited).code).toBe(2);
+    expect(p.stderr()).toMatch(/^tiny-echo: invalid option --bogus: unknown option; accepted options are --host, /);
+  });
+
+  it('exits 1 with a coded message when the port is taken', async () => {
+    const a = await start([]);
+    const b = run(['serve', '--port', String(a.port)]);
+    expect((await b.exited).code).toBe(1);
+    expect(b.stderr()).toMatch(/EADDRINUSE|address already in use/);
+  });
+});
+
+describe('admin endpoint', () => {
+  it('serves /healthz, /readyz and /metrics that a Prometheus parser reads, with the used metrics', async () => {
+    const p = await start(['--instance', 'box-1']);
+    const s = await connect(p.port);
+    expect((await roundTrip(s, Buffer.from('abc'))).toString()).toBe('abc');
+    expect((await get(`${p.admin}/healthz`)).status).toBe(200);
+    expect((await get(`${p.admin}/readyz`)).status).toBe(200);
+    expect((await get(`${p.admin}/nope`)).status).toBe(404);
+    const m = await scrape(p.admin);
+    for (const f of m.families) {
+      expect(f.type, f.name).not.toBe('UNTYPED');
+      expect(f.help, f.name).not.toBe('');
+    }
+    expect(m.value('net_ready')).toBe(1);
+    expect(m.value('net_connections_open')).toBe(1);
+    expect(m.value('net_connections_total')).toBe(1);
+    expect(m.value('net_received_bytes_total')).toBe(3);
+    expect(m.value('net_sent_bytes_total')).toBe(3);
+    expect(m.families.find((f) => f.name === 'net_build_info')?.metrics[0]?.labels).toMatchObject({
+      version: '9.8.7',
+      service: 'tiny-echo',
+      instance: 'box-1',
+    });
+    expect(m.families.some((f) => f.name === 'process_resident_memory_bytes')).toBe(true);
+    s.destroy();
+  });
+});
+
+describe('drain', () => {
+  it('echoes every byte sent before SIGTERM, refuses new connections, and exits 0', async () => {
+    const p = await start([]);
+    const s = await connect(p.port);
+    // 4 MiB written while we do not read: most of it sits in socket buffers on both sides when the signal comes.
+    const data = Buffer.alloc(4 << 20, 'x');
+    for (let i = 0; i < data.length; i += 4096) data[i] = i & 0xff;
+    s.pause();
+    s.write(data);
+    p.child.kill('SIGTERM');
+    await p.waitFor((l) => l.msg.startsWith('draining'));
+    expect((await get(`${p.admin}/readyz`)).status).toBe(503);
+    await expect(connect(p.port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.end();
+    s.resume();
+    await new Promise((resolve) => s.once('end', resolve));
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    expect(await p.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('exits 130 at once on a second signal', async () => {
+    const p = await start([]);
+    const s = await connect(p.port);
+    p.child.kill('SIGINT');
+    await p.waitFor((l) => l.msg.startsWith('draining'));
+    p.child.kill('SIGINT');
+    expect((await p.exited).code).toBe(130);
+    s.destroy();
+  });
+
+  it('closes what remains when the drain period is over and exits 0', async () => {
+    const p = await start(['--drain-timeout', '0.3']);
+    const s = await connect(p.port);
+    // allowHalfOpen: the server's FIN shows as 'end' (or 'close' after a reset).
+    const closed = new Promise((resolve) => s.once('end', resolve).once('close', resolve).resume());
+    p.child.kill('SIGTERM');
+    const exit = await p.exited;
+    expect(exit, JSON.stringify([p.lines.slice(-3), p.stderr()])).toEqual({ code: 0, signal: null });
+    await closed;
+    expect(p.lines.some((l) => l.msg.startsWith('drain period over'))).toBe(true);
+  });
+});
+
+describe('uncaught errors', () => {
+  it('are logged once with their stack and exit 70', async () => {
+    const p = await start([]);
+    p.child.kill('SIGUSR2');
+    expect((await p.exited).code).toBe(70);
+    const fatal = p.lines.filter((l) => l.level === 60);
+    expect(fatal).toHaveLength(1);
+    expect((fatal[0]?.err as { stack?: string } | undefined)?.stack).toMatch(/deliberate uncaught error\n\s+at /);
+  });
+});
+
+describe('--workers 2', () => {
+  it('both workers serve; a SIGKILLed worker is restarted while the other keeps its connections; metrics add up', async () => {
+    const p = await start(['--workers', '2', '--log-level', 'debug']);
+    expect(p.ready.msg).toMatch(/with 2 workers$/);
+    const workerPids = new Map<number, number>(); // worker id -> pid
+    for (const l of p.lines) if (l.msg === 'worker listening') workerPids.set(l.worker as number, l.pid);
+    expect(workerPids.size).toBe(2);
+
+    // Open connections until both workers serve some (the kernel or the primary spreads them).
+    const byPid = new Map<number, net.Socket[]>();
+    for (let i = 0; i < 40 && byPid.size < 2; i++) {
+      const s = await connect(p.port);
+      await roundTrip(s, Buffer.from('hi'));
+      const line = await p.waitFor((l) => l.msg === 'connection accepted' && l.peerPort === s.localPort);
+      byPid.set(line.pid, [...(byPid.get(line.pid) ?? []), s]);
+    }
+    expect(byPid.size).toBe(2);
+    const [victimPid, survivorPid] = [...byPid.keys()] as [number, number];
+    const victims = byPid.get(victimPid) as net.Socket[];
+    const survivors = byPid.get(survivorPid) as net.Socket[];
+    const before = await scrape(p.admin);
+    expect(before.value('net_connections_open')).toBe(victims.length + survivors.length);
+    expect(before.value('net_build_info')).toBe(1);
+
+    const victimsClosed = victims.map(
+      (s) => new Promise((resolve) => s.once('end', resolve).once('close', resolve).resume()),
+    );
+    process.kill(victimPid, 'SIGKILL');
+    await Promise.all(victimsClosed);
+    for (const s of survivors) expect((await roundTrip(s, Buffer.from('still here'))).toString()).toBe('still here');
+    await p.waitFor((l) => l.msg === 'restarted worker is ready');
+
+    await waitUntil('the restarted worker in the aggregate', async () => {
+      const m = await scrape(p.admin);
+      return m.value('net_worker_restarts_total') === 1 && m.value('net_connections_open') === survivors.length;
+    });
+    const after = await scrape(p.admin);
+    expect(after.value('net_build_info')).toBe(1);
+    expect(after.value('net_ready')).toBe(1);
+    const fresh = await connect(p.port);
+    expect((await roundTrip(fresh, Buffer.from('new'))).toString()).toBe('new');
+    fresh.destroy();
+    for (const s of survivors) s.end();
+    p.child.kill('SIGTERM');
+    expect((await p.exited).code).toBe(0);
+  });
+});

@@ -1,0 +1,50 @@
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type ContractTarget,
+  checkAdmin,
+  checkBadConfig,
+  checkDrain,
+  checkLogs,
+  stopAllServices,
+} from '../src/index.js';
+import { echoProbe } from './echo-probe.js';
+
+function fixture(file: string): ContractTarget {
+  return {
+    service: 'tiny-echo',
+    bin: fileURLToPath(new URL(`../fixtures/${file}`, import.meta.url)),
+    probe: echoProbe,
+  };
+}
+
+// Each deliberately broken fixture must make exactly the rule it breaks fail, with a message that says why:
+// a suite that cannot fail proves nothing.
+describe('the service contract fails a broken service', () => {
+  afterEach(stopAllServices);
+
+  it('rule 3 fails when bad configuration exits 1 instead of 2', async () => {
+    await expect(checkBadConfig(fixture('broken-exit-code.mjs'))).rejects.toThrow(/must exit with code 2 \(exited 1/);
+  });
+
+  it('rule 7 fails when /readyz keeps answering 200 during the drain', async () => {
+    await expect(checkDrain(fixture('broken-readyz.mjs'))).rejects.toThrow(/\/readyz did not answer 503/);
+  });
+
+  it('rule 6 fails when a metric has no # TYPE line', async () => {
+    await expect(checkAdmin(fixture('broken-metric-type.mjs'))).rejects.toThrow(
+      /# HELP and # TYPE[\s\S]*net_requests_total/,
+    );
+  });
+
+  it('rule 5 fails when every connection is logged at info', async () => {
+    await expect(checkLogs(fixture('broken-info-log.mjs'))).rejects.toThrow(
+      /nothing may be logged per connection[\s\S]*connection accepted/,
+    );
+  });
+
+  it('the broken fixtures differ from the correct one only in what they break', async () => {
+    // Rule 5 passes on the fixture whose exit code is wrong: the checks are independent of each other.
+    await expect(checkLogs(fixture('broken-exit-code.mjs'))).resolves.toBeUndefined();
+  });
+});
