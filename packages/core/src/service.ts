@@ -6,7 +6,15 @@
  */
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { type ConfigOf, describeConfig, formatHelp, type ParsedConfig, parseConfig, type Schema } from './config.js';
+import {
+  type ConfigOf,
+  describeConfig,
+  envName,
+  formatHelp,
+  type ParsedConfig,
+  parseConfig,
+  type Schema,
+} from './config.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { type Endpoint, parseEndpoint } from './endpoint.js';
 import { ConfigError, NetError } from './errors.js';
@@ -180,7 +188,13 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
       { config: describeConfig({ ...commonServeOptions(def.defaultPort), ...def.options }, config) },
       'starting',
     );
-    for (const name of parsed.unknownEnv)
+    // Variables of the other commands (a client's ECHO_TCP_TIMEOUT) are known too, just not to `serve`.
+    const otherCommands = new Set(
+      Object.values(def.commands ?? {}).flatMap((c) =>
+        Object.entries(c.options).map(([key, opt]) => envName(def.envPrefix, key, opt)),
+      ),
+    );
+    for (const name of parsed.unknownEnv.filter((n) => !otherCommands.has(n)))
       log.warn({ variable: name }, `${name} matches no setting of ${def.name} and is ignored`);
   }
   let endpoints: Endpoint[];
