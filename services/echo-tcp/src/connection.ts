@@ -1,0 +1,235 @@
+/**
+ * What happens to an accepted connection before and around the echo: the connection limit, tracking (drain,
+ * metrics), the idle timeout, errors, the PROXY protocol header, the greeting, and the choice between the plain
+ * hot path (server.ts) and the test knobs (faults.ts). Nothing here runs per chunk of data.
+ */
+import type { Socket } from 'node:net';
+import {
+  type Cidr,
+  type ConnectionTracker,
+  cidrContains,
+  formatPeer,
+  type Logger,
+  type Metrics,
+  type ProxyInfo,
+  ProxyProtocolError,
+  readProxyHeader,
+} from '@net/core';
+import { type FaultOptions, faultsEnabled, finishFaultyEcho, startFaultyEcho } from './faults.js';
+import { RateLimitedWarning } from './rate-limited-log.js';
+import { type EchoContext, type EchoSocket, type EchoStats, finishEcho, kEcho, startEcho } from './server.js';
+
+/** The limits and options that shape every connection. */
+export interface ConnectionOptions {
+  maxConnections: number;
+  /** 0: no idle timeout. */
+  idleTimeoutMs: number;
+  maxBuffered: number;
+  /** Bytes sent once on connect, or undefined. */
+  greeting: Buffer | undefined;
+  faults: FaultOptions;
+  proxyTrusted: readonly Cidr[];
+  proxyTimeoutMs: number;
+}
+
+/** Where a PROXY header's client address is kept, for logs. */
+const kPeer: unique symbol = Symbol('echo-tcp.peer');
+/** How the connection is being served: see Stage. */
+const kStage: unique symbol = Symbol('echo-tcp.stage');
+const STAGE_HANDSHAKE = 0;
+const STAGE_ECHO = 1;
+const STAGE_FAULTY = 2;
+type Stage = typeof STAGE_HANDSHAKE | typeof STAGE_ECHO | typeof STAGE_FAULTY;
+
+interface AcceptContext extends EchoContext {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+}
+
+type Conn = EchoSocket & { [kPeer]?: string; [kStage]: Stage; [kEcho]: AcceptContext };
+
+/** Accepts connections for every listener of one process. */
+export class ConnectionHandler {
+  readonly stats: EchoStats = { receivedBytes: 0, sentBytes: 0 };
+  readonly #options: ConnectionOptions;
+  readonly #connections: ConnectionTracker;
+  readonly #log: Logger;
+  readonly #metrics: Metrics;
+  readonly #context: AcceptContext;
+  readonly #faulty: boolean;
+  readonly #maxConnectionsWarning: RateLimitedWarning;
+  readonly #proxyWarning: RateLimitedWarning;
+  readonly #acceptWarning: RateLimitedWarning;
+
+  constructor(input: { options: ConnectionOptions; connections: ConnectionTracker; log: Logger; metrics: Metrics }) {
+    const { options, connections, log, metrics } = input;
+    this.#options = options;
+    this.#connections = connections;
+    this.#log = log;
+    this.#metrics = metrics;
+    this.#faulty = faultsEnabled(options.faults);
+    // Plain numbers on the hot path, read by prom-client only when /metrics is scraped.
+    metrics.collect('net_received_bytes_total', () => this.stats.receivedBytes);
+    metrics.collect('net_sent_bytes_total', () => this.stats.sentBytes);
+    const limitHits = metrics.counter('net_limit_hits_total');
+    this.#context = {
+      stats: this.stats,
+      maxBuffered: options.maxBuffered,
+      onBackpressure: () => limitHits.inc({ limit: 'max_buffered' }),
+      log,
+      metrics,
+    };
+    // Declared at start so that /metrics shows them at 0 before anything goes wrong.
+    metrics.counter('net_connections_rejected_total');
+    metrics.counter('net_errors_total');
+    metrics.counter('net_accept_errors_total');
+    this.#maxConnectionsWarning = new RateLimitedWarning(
+      log,
+      `--max-connections (${options.maxConnections}) reached: new connections are closed at once`,
+    );
+    this.#proxyWarning = new RateLimitedWarning(log, 'connections closed because of their PROXY protocol header');
+    this.#acceptWarning = new RateLimitedWarning(
+      log,
+      'accept failed (descriptors exhausted?): connections are being dropped',
+    );
+  }
+
+  /** Handles a new connection; `proxied` when its listener requires a PROXY header. */
+  accept(socket: Socket, proxied: boolean): void {
+    const options = this.#options;
+    if (this.#connections.size >= options.maxConnections) {
+      this.#metrics.counter('net_connections_rejected_total').inc({ reason: 'max_connections' });
+      this.#maxConnectionsWarning.hit({ open: this.#connections.size });
+      // Never left hanging: closed at once, so the client learns it now instead of at its own timeout.
+      socket.destroy();
+      return;
+    }
+    const conn = socket as Conn;
+    conn[kEcho] = this.#context;
+    conn[kStage] = STAGE_HANDSHAKE;
+    this.#connections.add(conn);
+    conn.on('error', connOnError);
+    if (options.idleTimeoutMs > 0) {
+      conn.setTimeout(options.idleTimeoutMs);
+      conn.on('timeout', connOnTimeout);
+    }
+    if (this.#log.isLevelEnabled('debug')) {
+      const via = formatPeer(conn);
+      this.#log.debug({ peer: via }, 'connection opened');
+      conn.once('close', () => this.#log.debug(closeFields(conn, via), 'connection closed'));
+    }
+    if (proxied) void this.#handshake(conn);
+    else this.#begin(conn);
+  }
+
+  /** Counts and logs a failed accept on a listener (EMFILE, ENFILE...); the listener keeps going. */
+  acceptError(err: NodeJS.ErrnoException): void {
+    const code = err.code ?? 'unknown';
+    this.#metrics.counter('net_accept_errors_total').inc({ code });
+    this.#acceptWarning.hit({ code, err });
+  }
+
+  /** A TLS handshake that failed: counted as a socket error, logged at debug. */
+  tlsError(err: NodeJS.ErrnoException, socket: Socket): void {
+    this.#metrics.counter('net_errors_total').inc({ code: err.code ?? 'TLS' });
+    this.#log.debug({ peer: formatPeer(socket), err }, 'TLS handshake failed');
+  }
+
+  /**
+   * Starts a drain: every connection stops echoing new input and closes its side once what it owes has been
+   * sent; connections still waiting for a PROXY header are closed.
+   */
+  finishAll(): void {
+    this.#connections.forEach((socket) => {
+      const conn = socket as Conn;
+      if (conn[kStage] === STAGE_ECHO) finishEcho(conn);
+      else if (conn[kStage] === STAGE_FAULTY) finishFaultyEcho(conn);
+      else conn.destroy();
+    });
+  }
+
+  #begin(conn: Conn): void {
+    const greeting = this.#options.greeting;
+    if (greeting !== undefined) {
+      this.stats.sentBytes += greeting.length;
+      conn.write(greeting);
+    }
+    if (this.#faulty) {
+      conn[kStage] = STAGE_FAULTY;
+      startFaultyEcho(conn, this.#options.faults);
+    } else {
+      conn[kStage] = STAGE_ECHO;
+      startEcho(conn);
+    }
+  }
+
+  /**
+   * PROXY protocol: only a trusted source may speak for a client (else anyone could choose the address we log);
+   * the header must arrive whole within the timeout (CVE-2021-23409). A v2 LOCAL header (HAProxy's health checks)
+   * and a v1 UNKNOWN one carry no client: the connection is served as itself.
+   */
+  async #handshake(conn: Conn): Promise<void> {
+    const options = this.#options;
+    // A Unix socket peer has no address: access to the socket file is the trust boundary there.
+    if (conn.remoteAddress !== undefined && !cidrContains(options.proxyTrusted, conn.remoteAddress)) {
+      this.#proxyRefused(conn, 'untrusted', `source ${formatPeer(conn)} is not in --proxy-trusted`);
+      return;
+    }
+    let info: ProxyInfo;
+    try {
+      info = await readProxyHeader(conn, { timeoutMs: options.proxyTimeoutMs });
+    } catch (err) {
+      if (!(err instanceof ProxyProtocolError)) throw err;
+      this.#proxyRefused(conn, err.reason, err.message);
+      return;
+    }
+    if (conn.destroyed) return;
+    if (info.command === 'PROXY' && info.source !== undefined) {
+      const { address, port } = info.source;
+      conn[kPeer] =
+        info.family === 'TCP6' ? `[${address}]:${port}` : info.family === 'UNIX' ? address : `${address}:${port}`;
+    }
+    if (this.#log.isLevelEnabled('debug')) {
+      this.#log.debug(
+        {
+          peer: conn[kPeer] ?? formatPeer(conn),
+          via: formatPeer(conn),
+          proxy: `v${info.version} ${info.command} ${info.family}`,
+        },
+        'PROXY header accepted',
+      );
+    }
+    this.#begin(conn);
+  }
+
+  #proxyRefused(conn: Conn, reason: string, message: string): void {
+    this.#metrics.counter('net_proxy_header_errors_total').inc({ reason });
+    this.#log.debug({ peer: formatPeer(conn), reason }, `PROXY header refused: ${message}`);
+    this.#proxyWarning.hit({ reason, peer: formatPeer(conn) });
+    conn.destroy();
+  }
+}
+
+function closeFields(conn: Conn, via: string): Record<string, unknown> {
+  return {
+    peer: conn[kPeer] ?? via,
+    ...(conn[kPeer] !== undefined ? { via } : {}),
+    receivedBytes: conn.bytesRead,
+    sentBytes: conn.bytesWritten,
+  };
+}
+
+/** Resets and other socket errors are the client's business: counted by code, logged at debug, never thrown. */
+function connOnError(this: Conn, err: NodeJS.ErrnoException): void {
+  const { metrics, log } = this[kEcho];
+  metrics.counter('net_errors_total').inc({ code: err.code ?? 'unknown' });
+  if (log.isLevelEnabled('debug')) log.debug({ peer: this[kPeer] ?? formatPeer(this), err }, 'connection error');
+}
+
+/** No traffic either way for --idle-timeout: the client is gone or stuck; free its descriptor and buffers. */
+function connOnTimeout(this: Conn): void {
+  const { metrics, log } = this[kEcho];
+  metrics.counter('net_limit_hits_total').inc({ limit: 'idle_timeout' });
+  if (log.isLevelEnabled('debug')) log.debug({ peer: this[kPeer] ?? formatPeer(this) }, 'idle timeout: closing');
+  this.destroy();
+}

@@ -1,0 +1,154 @@
+/**
+ * Test knobs, all off by default: delay every echo, close after N bytes or N seconds, end with a reset instead of a
+ * FIN. People run echo servers to test load balancers and clients, and these are the failures they ask for.
+ *
+ * A connection with any knob on gets these handlers instead of server.ts's; the plain hot path never checks them.
+ * The same bound holds: bytes scheduled (delayed) plus bytes queued count against --max-buffered.
+ */
+import { type EchoSocket, kEcho } from './server.js';
+
+/** The knobs, as configured. */
+export interface FaultOptions {
+  /** Delay each echo by this many ms (0: off). */
+  delayMs: number;
+  /** Echo this many bytes, then close (0: off). */
+  closeAfterBytes: number;
+  /** Close this many seconds after the connection opened (0: off). */
+  closeAfterSeconds: number;
+  /** Close with RST (SO_LINGER 0) instead of FIN. */
+  closeWithReset: boolean;
+}
+
+/** True when any knob is on. */
+export function faultsEnabled(o: FaultOptions): boolean {
+  return o.delayMs > 0 || o.closeAfterBytes > 0 || o.closeAfterSeconds > 0 || o.closeWithReset;
+}
+
+const kFaults: unique symbol = Symbol('echo-tcp.faults');
+
+interface FaultState {
+  readonly options: FaultOptions;
+  /** Bytes read and echo-eligible so far (for closeAfterBytes). */
+  echoed: number;
+  /** Bytes waiting in delay timers. */
+  scheduled: number;
+  /** No more input is echoed; close once `scheduled` is 0. */
+  closing: boolean;
+  timer: NodeJS.Timeout | undefined;
+}
+
+type FaultySocket = EchoSocket & { [kFaults]: FaultState };
+
+const EMPTY = Buffer.alloc(0);
+
+/** Starts echoing with the knobs on. The socket must carry `[kEcho]`. */
+export function startFaultyEcho(socket: EchoSocket, options: FaultOptions): void {
+  const s = socket as FaultySocket;
+  s[kFaults] = { options, echoed: 0, scheduled: 0, closing: false, timer: undefined };
+  s.on('data', faultyOnData);
+  s.on('drain', faultyOnDrain);
+  s.on('end', faultyOnEnd);
+  s.once('close', faultyOnClose);
+  if (options.closeAfterSeconds > 0) {
+    s[kFaults].timer = setTimeout(finishFaultyEcho, options.closeAfterSeconds * 1000, s);
+  }
+}
+
+function faultyOnData(this: FaultySocket, chunk: Buffer): void {
+  if (echoChunk(this, chunk)) finishFaultyEcho(this);
+  else if (queued(this) > this[kEcho].maxBuffered) {
+    this.pause();
+    this[kEcho].onBackpressure();
+  }
+}
+
+/** Echoes (now or later) what the knobs allow of `chunk`; true when closeAfterBytes has been reached. */
+function echoChunk(s: FaultySocket, chunk: Buffer): boolean {
+  const f = s[kFaults];
+  const stats = s[kEcho].stats;
+  stats.receivedBytes += chunk.length;
+  if (f.closing) return false;
+  const limit = f.options.closeAfterBytes;
+  const reached = limit > 0 && f.echoed + chunk.length >= limit;
+  const data = reached ? chunk.subarray(0, limit - f.echoed) : chunk;
+  f.echoed += data.length;
+  if (data.length === 0) return reached;
+  if (f.options.delayMs > 0) {
+    f.scheduled += data.length;
+    // Timers of equal duration fire in the order they were set, so delayed echoes keep the stream's order.
+    setTimeout(writeLater, f.options.delayMs, s, data);
+  } else {
+    stats.sentBytes += data.length;
+    s.write(data);
+  }
+  return reached;
+}
+
+function writeLater(s: FaultySocket, data: Buffer): void {
+  const f = s[kFaults];
+  f.scheduled -= data.length;
+  if (s.destroyed || s.writableEnded) return;
+  s[kEcho].stats.sentBytes += data.length;
+  s.write(data);
+  if (f.closing) {
+    if (f.scheduled === 0) closeSocket(s);
+  } else if (s.isPaused() && queued(s) <= s[kEcho].maxBuffered) {
+    s.resume();
+  }
+}
+
+function queued(s: FaultySocket): number {
+  return s[kFaults].scheduled + s.writableLength;
+}
+
+function faultyOnDrain(this: FaultySocket): void {
+  if (!this[kFaults].closing && queued(this) <= this[kEcho].maxBuffered) this.resume();
+}
+
+function faultyOnEnd(this: FaultySocket): void {
+  finishFaultyEcho(this);
+}
+
+function faultyOnClose(this: FaultySocket): void {
+  clearTimeout(this[kFaults].timer);
+}
+
+/**
+ * Stops echoing new input and closes after what is owed (delayed echoes included): on the client's FIN, at the
+ * byte or time limit, or at the start of a drain. Later input is read and discarded, so that a FIN close is not
+ * turned into a reset by unread data.
+ */
+export function finishFaultyEcho(socket: EchoSocket): void {
+  const s = socket as FaultySocket;
+  const f = s[kFaults];
+  if (f.closing || s.destroyed) return;
+  // Bytes Node read ahead while we were paused were received: they are owed.
+  for (let chunk = s.read() as Buffer | null; chunk !== null && !f.closing; chunk = s.read() as Buffer | null) {
+    if (echoChunk(s, chunk)) break;
+  }
+  f.closing = true;
+  clearTimeout(f.timer);
+  s.off('data', faultyOnData);
+  s.on('data', discard);
+  s.resume();
+  if (f.scheduled === 0) closeSocket(s);
+}
+
+function closeSocket(s: FaultySocket): void {
+  if (s.destroyed) return;
+  if (!s[kFaults].options.closeWithReset) {
+    s.end();
+    return;
+  }
+  if (s.writableEnded) {
+    s.resetAndDestroy();
+    return;
+  }
+  // Write callbacks run in order: once this empty write completes, every echo before it reached the kernel.
+  // resetAndDestroy() sets SO_LINGER 0, so close(2) sends RST instead of FIN (socket(7)).
+  s.write(EMPTY, () => {
+    if (!s.destroyed) s.resetAndDestroy();
+  });
+}
+
+function discard(): void {}

@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type EchoContext, type EchoSocket, finishEcho, kEcho, startEcho } from '../src/server.js';
+import { receive } from './helpers.js';
+
+/** An in-process echo server on 127.0.0.1:0 using server.ts's handlers alone. */
+async function echoServer(maxBuffered: number) {
+  const context = { stats: { receivedBytes: 0, sentBytes: 0 }, maxBuffered, pauses: 0, onBackpressure: () => {} };
+  context.onBackpressure = () => {
+    context.pauses++;
+  };
+  const accepted: EchoSocket[] = [];
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    const s = socket as EchoSocket;
+    s[kEcho] = context as EchoContext;
+    accepted.push(s);
+    startEcho(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, context, accepted, port: (server.address() as net.AddressInfo).port };
+}
+
+const cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const f of cleanup.splice(0)) f();
+});
+
+describe('the echo loop (server.ts)', () => {
+  it('stops reading when more than maxBuffered bytes are queued, and resumes when the client reads', async () => {
+    const maxBuffered = 256 * 1024;
+    const { server, context, accepted, port } = await echoServer(maxBuffered);
+    cleanup.push(() => server.close());
+    const client = net.connect({ port, host: '127.0.0.1' });
+    cleanup.push(() => client.destroy());
+    await new Promise((r) => client.once('connect', r));
+    client.pause(); // never read, for now
+    const payload = randomBytes(32 << 20);
+    let offered = 0;
+    // Write until the connection stalls (the service stopped reading and the kernel buffers are full).
+    for (let i = 0; i < 32 && offered < payload.length; i++) {
+      const slice = payload.subarray(offered, offered + (1 << 20));
+      offered += slice.length;
+      if (!client.write(slice)) {
+        const drained = await Promise.race([
+          new Promise<boolean>((r) => client.once('drain', () => r(true))),
+          sleep(300).then(() => false),
+        ]);
+        if (!drained) break;
+      }
+    }
+    const socket = accepted[0] as EchoSocket;
+    expect(socket.isPaused()).toBe(true);
+    expect(context.pauses).toBeGreaterThanOrEqual(1);
+    // Bounded: the queue passed maxBuffered by at most one read (64 KiB).
+    expect(socket.writableLength).toBeLessThanOrEqual(maxBuffered + 64 * 1024);
+    expect(offered).toBeLessThan(payload.length);
+
+    // Reading resumes the echo: every byte offered comes back.
+    const chunks: Buffer[] = [];
+    let got = 0;
+    await new Promise<void>((resolve) => {
+      client.on('data', (c: Buffer) => {
+        chunks.push(c);
+        got += c.length;
+        if (got === offered) resolve();
+      });
+      client.resume();
+    });
+    expect(Buffer.concat(chunks).equals(payload.subarray(0, offered))).toBe(true);
+    expect(context.stats.receivedBytes).toBe(offered);
+  });
+
+  it('finishEcho echoes what was already read, sends FIN, and discards later input', async () => {
+    const { server, accepted, port } = await echoServer(1 << 20);
+    cleanup.push(() => server.close());
+    const client = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    cleanup.push(() => client.destroy());
+    await new Promise((r) => client.once('connect', r));
+    const chunks: Buffer[] = [];
+    client.on('data', (c: Buffer) => chunks.push(c));
+    const ended = new Promise((r) => client.once('end', r));
+    const echoed = receive(client, 6);
+    client.write('before');
+    await echoed;
+    finishEcho(accepted[0] as EchoSocket);
+    await ended;
+    client.write('after'); // read and dropped by the service, not echoed, not a reset
+    client.end();
+    await new Promise((r) => client.once('close', r));
+    expect(Buffer.concat(chunks).toString()).toBe('before');
+  });
+});
