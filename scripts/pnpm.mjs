@@ -14,7 +14,8 @@ export function pnpmCommand() {
 /** Runs pnpm with args, inheriting stdio; exits the process on failure. */
 export function pnpm(args, options = {}) {
   const [cmd, ...prefix] = pnpmCommand();
-  const r = spawnSync(cmd, [...prefix, ...args], { stdio: 'inherit', ...options });
+  const env = { TURBO_TELEMETRY_DISABLED: '1', ...process.env, ...options.env };
+  const r = spawnSync(cmd, [...prefix, ...args], { stdio: 'inherit', ...options, env });
   if (r.status !== 0) {
     console.error(`pnpm ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
     process.exit(r.status || 1);

@@ -44,6 +44,9 @@ for (const svc of SERVICES) {
   if (!existsSync(bin)) continue;
   const child = spawn(process.execPath, [bin, 'serve', '--host', host, ...svc.args, '--log-format', 'json'], {
     stdio: ['ignore', 'pipe', 'inherit'],
+    // A process group of its own: Ctrl-C reaches only this script, which sends each service one SIGTERM (a
+    // service that got the terminal's SIGINT and then our SIGTERM would take it as a second signal and stop at once).
+    detached: true,
     ...credentials,
   });
   children.push(child);
@@ -90,4 +93,5 @@ const stop = (signal) => {
 };
 process.on('SIGINT', () => stop('SIGTERM'));
 process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('exit', () => stop('SIGTERM'));
 await Promise.all(children.map((c) => (c.exitCode !== null ? null : new Promise((r) => c.once('exit', r)))));

@@ -192,7 +192,8 @@ export function describeConfig<S extends Schema>(schema: S, values: ConfigOf<S>)
   const out: Record<string, unknown> = {};
   for (const [key, def] of Object.entries(schema)) {
     const v = (values as Record<string, unknown>)[key];
-    out[key] = def.secret && v !== undefined ? '[redacted]' : v;
+    // Values with a formatter (endpoints, CIDR lists) are logged as the user would write them, not as objects.
+    out[key] = v === undefined ? v : def.secret ? '[redacted]' : def.type.format ? def.type.format(v) : v;
   }
   return out;
 }
@@ -212,8 +213,8 @@ export function formatHelp(
         : def.secret
           ? '[redacted]'
           : def.type.format
-            ? def.type.format(def.default)
-            : String(def.default);
+            ? def.type.format(def.default) || '(empty)'
+            : String(def.default) || '(empty)';
     const details = [`${def.description}.`, `Accepts ${def.type.accepts}.`];
     details.push(`Env: ${variable ?? '(none)'}. Default: ${dflt}.`);
     if (def.repeatable) details.push('May be repeated.');

@@ -163,6 +163,8 @@ export async function runService<S extends Schema>(
       process.stderr.write(`${def.name} ${commandName}: ${(err as Error).message}\n`);
       code = err instanceof ConfigError ? EXIT.USAGE : EXIT.FAILURE;
     }
+    // process.exit drops output still queued for a pipe: let stdout and stderr drain first.
+    await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
     process.exit(code);
   }
   await serve(def, parsed as unknown as ParsedConfig<S>);
@@ -260,4 +262,8 @@ function installCrashHandlers(log: Logger): void {
   };
   process.on('uncaughtException', crash('uncaught exception'));
   process.on('unhandledRejection', crash('unhandled rejection'));
+}
+
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => stream.write('', () => resolve()));
 }
