@@ -28,7 +28,9 @@ export class UnixPathTooLongError extends NetError {
   readonly path: string;
   readonly bytes: number;
   constructor(path: string, bytes: number, max: number) {
-    super(`unix socket path "${path}" is ${bytes} bytes long: at most ${max} bytes are accepted (sun_path is 108 bytes)`);
+    super(
+      `unix socket path "${path}" is ${bytes} bytes long: at most ${max} bytes are accepted (sun_path is 108 bytes)`,
+    );
     this.path = path;
     this.bytes = bytes;
   }
@@ -101,9 +103,12 @@ export class AccessDeniedError extends NetError {
   override name = 'AccessDeniedError';
   override code = 'NET_ERR_ACCESS' as const;
   readonly endpoint: string;
+  /** How to fix it (the part of the message after "permission denied; "), for callers that add their own advice. */
+  readonly hint: string;
   constructor(endpoint: string, hint: string, options?: ErrorOptions) {
     super(`cannot listen on ${endpoint}: permission denied; ${hint}`, options);
     this.endpoint = endpoint;
+    this.hint = hint;
   }
 }
 
@@ -154,11 +159,7 @@ export class ConfigError extends NetError {
   readonly setting: string;
   readonly value: string | undefined;
   constructor(setting: string, value: string | undefined, accepted: string) {
-    super(
-      value === undefined
-        ? `invalid ${setting}: ${accepted}`
-        : `invalid ${setting} "${value}": ${accepted}`,
-    );
+    super(value === undefined ? `invalid ${setting}: ${accepted}` : `invalid ${setting} "${value}": ${accepted}`);
     this.setting = setting;
     this.value = value;
   }

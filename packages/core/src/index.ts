@@ -12,6 +12,7 @@ export * from './listen.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './proxy-protocol.js';
+export * from './reflection-guard.js';
 export * from './reuse-port.js';
 export * from './serve-options.js';
 export * from './service.js';
@@ -30,4 +31,5 @@ export {
   TCP_NODELAY,
   TCP_USER_TIMEOUT,
 } from './sockopt.js';
+export * from './udp-bind.js';
 export * from './user-timeout.js';

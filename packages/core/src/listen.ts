@@ -56,7 +56,7 @@ export async function listen(endpoint: Endpoint | string, options: ListenOptions
     if (bindTo.kind === 'unix' && !bindTo.abstract) await listenUnixPath(server, bindTo.path, listenOptions, where);
     else await listenOnce(server, listenOptions);
   } catch (err) {
-    throw toListenError(err, bindTo, where);
+    throw toBindError(err, bindTo, where);
   }
 
   if (signal !== undefined) {
@@ -196,7 +196,17 @@ function answers(file: string): Promise<boolean> {
   });
 }
 
-function toListenError(err: unknown, e: Endpoint, where: string): unknown {
+/**
+ * Turns a failed bind(2) or listen(2) into the coded error {@link listen} throws, with a hint saying how to fix it;
+ * any other error is returned as it is. Shared by every socket kind that binds an address (TCP here, UDP in
+ * `bindUdp`) so that they all report the same failure the same way.
+ *
+ * @param e the endpoint actually bound (after name resolution): it picks the EACCES hint (privileged port, Unix path).
+ * @param where how the message names the endpoint, e.g. `127.0.0.1:7` or `127.0.0.1:7/udp`.
+ * @returns AddressInUseError for EADDRINUSE, AccessDeniedError for EACCES, BadEndpointError for EADDRNOTAVAIL, each
+ *   with `err` as its cause; `err` itself otherwise.
+ */
+export function toBindError(err: unknown, e: Endpoint, where: string): unknown {
   const options = { cause: err };
   switch (errnoOf(err)) {
     case 'EADDRINUSE':

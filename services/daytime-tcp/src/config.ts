@@ -2,7 +2,16 @@
  * The settings of `daytime-tcp serve` and `daytime-tcp client`. The common ones (--host, --port, --listen,
  * --admin-port, logging, --drain-timeout) come from @net/core; these are the daytime-specific ones.
  */
-import { boolean, decimal, integer, list, oneOf, option, tcpLimitOptions } from '@net/core';
+import {
+  boolean,
+  DEFAULT_GUARDED_PORT_RANGES,
+  decimal,
+  integer,
+  oneOf,
+  option,
+  portSetType,
+  tcpLimitOptions,
+} from '@net/core';
 import { DAYTIME_FORMATS } from './format.js';
 
 /**
@@ -13,14 +22,6 @@ export const DEFAULT_PORT = 1313;
 
 /** The port `client` connects to when HOST has none: the daytime port of RFC 867. */
 export const DAYTIME_PORT = 13;
-
-/**
- * Source ports of services that answer unsolicited datagrams (the same default as udp-echo): answering them
- * would start a packet loop between two servers (CVE-1999-0103, echo <-> chargen) or reflect traffic towards a
- * victim. 0 is never a real source port. 7 echo, 13 daytime, 17 qotd, 19 chargen, 37 time, 53 DNS, 123 NTP,
- * 161 SNMP, 389 CLDAP, 1900 SSDP, 11211 memcached.
- */
-export const DEFAULT_GUARDED_PORTS = [0, 7, 13, 17, 19, 37, 53, 123, 161, 389, 1900, 11211];
 
 const { maxConnections } = tcpLimitOptions({ maxConnections: 4096, idleTimeout: 0 });
 
@@ -66,8 +67,10 @@ export const serveOptions = {
     description: 'Also answer RFC 867 over UDP on the same endpoints (one datagram in, one date out)',
   }),
   udpGuardPorts: option({
-    type: list(integer(0, 65_535), { maxItems: 1024 }),
-    default: DEFAULT_GUARDED_PORTS,
+    // Core's list (the same as udp-echo's --guard-ports): services that answer unsolicited datagrams, whose source
+    // port would start a packet loop (CVE-1999-0103, echo <-> chargen) or reflect traffic towards a victim.
+    type: portSetType,
+    default: DEFAULT_GUARDED_PORT_RANGES,
     description:
       'UDP source ports never answered (reflection guard, CVE-1999-0103); `--udp-guard-ports=` (empty) turns the guard off',
   }),

@@ -11,6 +11,7 @@ import {
   EXIT,
   formatEndpoint,
   listen,
+  ReflectionGuard,
 } from '@net/core';
 import { CLIENT_EXIT, runClient } from './client.js';
 import { clientOptions, DAYTIME_PORT, DEFAULT_PORT, serveOptions } from './config.js';
@@ -47,6 +48,8 @@ export const service = defineService({
 
     const servers: net.Server[] = [];
     const udp: UdpDaytime[] = [];
+    // With --udp: one 64 KiB port table serves every UDP socket.
+    const guard = config.udp ? new ReflectionGuard(config.udpGuardPorts) : undefined;
     const endpoints: string[] = [];
     const closeAll = async () => {
       for (const s of servers) s.close();
@@ -72,7 +75,7 @@ export const service = defineService({
           }
         });
         await listen(endpoint, { server, backlog: config.backlog }).catch((err: unknown) => {
-          throw explainBindError(err);
+          throw explainBindError(err, endpoint.kind === 'unix' ? undefined : endpoint.port);
         });
         // Only now: a bind failure above is a start-up error, not an accept error. Accept failures (EMFILE...)
         // surface here; libuv keeps the listener and retries by itself.
@@ -87,16 +90,16 @@ export const service = defineService({
         servers.push(server);
         const bound = boundEndpoint(server);
         endpoints.push(formatEndpoint(bound));
-        if (config.udp && bound.kind !== 'unix') {
+        if (guard !== undefined && bound.kind !== 'unix') {
           const u = await startUdpDaytime(bound, {
             format: config.format,
             utc: config.utc,
-            guardPorts: config.udpGuardPorts,
+            guard,
             ratePerSecond: config.udpRate,
             log,
             metrics,
           }).catch((err: unknown) => {
-            throw explainBindError(err);
+            throw explainBindError(err, bound.port);
           });
           udp.push(u);
           endpoints.push(u.endpoint);
@@ -141,13 +144,11 @@ export const service = defineService({
 });
 
 /** On EACCES for a privileged port, add to core's hint what daytime users need: 13 is privileged, 1313 is the unprivileged default. */
-function explainBindError(err: unknown): unknown {
-  if (!(err instanceof AccessDeniedError)) return err;
-  const port = Number(/:(\d+)(\/udp)?$/.exec(err.endpoint)?.[1] ?? Number.NaN);
-  if (!(port > 0 && port < 1024)) return err;
+function explainBindError(err: unknown, port: number | undefined): unknown {
+  if (!(err instanceof AccessDeniedError) || port === undefined || !(port > 0 && port < 1024)) return err;
   return new AccessDeniedError(
     err.endpoint,
-    `${err.message.replace(/^.*?permission denied; /, '')}. The daytime port ${DAYTIME_PORT} is such a port: grant the capability to bind it, or run unprivileged on daytime-tcp's local default ${DEFAULT_PORT} (--port ${DEFAULT_PORT} or DAYTIME_TCP_PORT=${DEFAULT_PORT})`,
+    `${err.hint}. The daytime port ${DAYTIME_PORT} is such a port: grant the capability to bind it, or run unprivileged on daytime-tcp's local default ${DEFAULT_PORT} (--port ${DEFAULT_PORT} or DAYTIME_TCP_PORT=${DEFAULT_PORT})`,
     { cause: err },
   );
 }

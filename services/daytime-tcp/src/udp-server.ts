@@ -3,31 +3,21 @@
  * ... in response to" any datagram received. A UDP service answering anybody can be aimed at a third party
  * (spoofed source) or at another such service (an endless packet loop, CVE-1999-0103), so two guards stand before
  * each answer:
- * - the reflection guard drops datagrams whose source port belongs to a service that answers unsolicited
- *   datagrams (the same list and metric as udp-echo);
+ * - the reflection guard (core's, shared with udp-echo: same default list, same setting type, same metric) drops
+ *   datagrams whose source port belongs to a service that answers unsolicited datagrams;
  * - a token bucket caps answers per second for all sources together, so what can be reflected is bounded
  *   whatever the sources. The answer (under 40 bytes) is never much larger than a request, but a 0-byte
  *   request still gets one, so unbounded answering would double an attacker's packets.
  */
-import dgram from 'node:dgram';
-import dns from 'node:dns';
-import {
-  AccessDeniedError,
-  AddressInUseError,
-  BadEndpointError,
-  type Endpoint,
-  formatEndpoint,
-  type Logger,
-  type Metrics,
-} from '@net/core';
+import { bindUdp, type Endpoint, type Logger, type Metrics, type ReflectionGuard } from '@net/core';
 import { type DaytimeFormat, formatDaytime } from './format.js';
 
 /** Settings of {@link startUdpDaytime}. */
 export interface UdpDaytimeOptions {
   format: DaytimeFormat;
   utc: boolean;
-  /** Source ports never answered. */
-  guardPorts: readonly number[];
+  /** Source ports never answered (one guard may serve every socket). */
+  guard: ReflectionGuard;
   /** Answers per second at most, all sources together; 0 for no limit. */
   ratePerSecond: number;
   now?: () => Date;
@@ -69,8 +59,8 @@ function countersFor(metrics: Metrics): UdpCounters {
 }
 
 /**
- * Binds a UDP daytime socket on `endpoint` (an IP, every interface or a host name; the port normally the one the
- * TCP listener got, so one number serves both as /etc/services has it).
+ * Binds a UDP daytime socket on `endpoint` (an IP, every interface dual stack, or a host name; the port normally
+ * the one the TCP listener got, so one number serves both as /etc/services has it) through core's `bindUdp`.
  *
  * @throws {AccessDeniedError} `NET_ERR_ACCESS` on EACCES (a port below 1024 without privilege).
  * @throws {AddressInUseError} `NET_ERR_ADDR_IN_USE` when the UDP port is taken.
@@ -78,25 +68,9 @@ function countersFor(metrics: Metrics): UdpCounters {
  *   address not on this host.
  */
 export async function startUdpDaytime(endpoint: Endpoint, options: UdpDaytimeOptions): Promise<UdpDaytime> {
-  const where = `${formatEndpoint(endpoint)}/udp`;
-  const { type, address, ipv6Only } = await udpTarget(endpoint, where);
-  const port = endpoint.kind === 'unix' ? 0 : endpoint.port;
-  const socket = dgram.createSocket({ type, ...(ipv6Only === false ? { ipv6Only } : {}) });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind({ port, address }, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
-  } catch (err) {
-    socket.close();
-    throw bindError(err, where, port);
-  }
-
+  const { socket, endpoint: bound } = await bindUdp(endpoint);
   const counters = countersFor(options.metrics);
-  const guarded = new Set(options.guardPorts);
+  const { guard } = options;
   const bucket = new TokenBucket(options.ratePerSecond);
   const now = options.now ?? (() => new Date());
   socket.on('error', (err: NodeJS.ErrnoException) => {
@@ -105,7 +79,7 @@ export async function startUdpDaytime(endpoint: Endpoint, options: UdpDaytimeOpt
   });
   socket.on('message', (_msg, rinfo) => {
     counters.received++;
-    if (guarded.has(rinfo.port)) {
+    if (guard.blocks(rinfo.port)) {
       counters.dropped.inc({ reason: 'reflection_guard' });
       return;
     }
@@ -120,58 +94,10 @@ export async function startUdpDaytime(endpoint: Endpoint, options: UdpDaytimeOpt
     });
   });
 
-  const bound = socket.address();
-  const text = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
   return {
-    endpoint: `${text}/udp`,
+    endpoint: `${bound}/udp`,
     close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
   };
-}
-
-async function udpTarget(
-  e: Endpoint,
-  where: string,
-): Promise<{ type: 'udp4' | 'udp6'; address: string; ipv6Only?: boolean }> {
-  switch (e.kind) {
-    case 'unix':
-      throw new BadEndpointError(where, 'UDP needs an IP endpoint; a Unix socket endpoint cannot take --udp');
-    case 'any':
-      // "::" with IPV6_V6ONLY off takes IPv4 too (ipv6(7)), as the TCP listener does.
-      return { type: 'udp6', address: '::', ipv6Only: false };
-    case 'ip':
-      return {
-        type: e.family === 6 ? 'udp6' : 'udp4',
-        address: e.scopeId === undefined ? e.address : `${e.address}%${e.scopeId}`,
-      };
-    case 'host': {
-      let first: dns.LookupAddress;
-      try {
-        first = await dns.promises.lookup(e.host, { verbatim: true });
-      } catch (err) {
-        throw new BadEndpointError(where, `host "${e.host}" does not resolve`, { cause: err });
-      }
-      return { type: first.family === 6 ? 'udp6' : 'udp4', address: first.address };
-    }
-  }
-}
-
-function bindError(err: unknown, where: string, port: number): unknown {
-  switch ((err as NodeJS.ErrnoException).code) {
-    case 'EACCES':
-      return new AccessDeniedError(
-        where,
-        port > 0 && port < 1024
-          ? 'ports below 1024 are privileged: run with CAP_NET_BIND_SERVICE or lower `sysctl net.ipv4.ip_unprivileged_port_start`'
-          : 'check `sysctl net.ipv4.ip_unprivileged_port_start` and any security policy',
-        { cause: err },
-      );
-    case 'EADDRINUSE':
-      return new AddressInUseError(where, { cause: err });
-    case 'EADDRNOTAVAIL':
-      return new BadEndpointError(where, 'the address is not assigned to any interface of this host', { cause: err });
-    default:
-      return err;
-  }
 }
 
 /** A token bucket holding one second's worth of answers; `rate` 0 never refuses. */

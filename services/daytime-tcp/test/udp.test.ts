@@ -84,6 +84,24 @@ describe('daytime-tcp serve --udp (RFC 867 over UDP)', () => {
     expect(await metric(server.admin as string, 'net_datagrams_sent_total')).toBe(1);
   });
 
+  it("guards whole port ranges (core's setting type, the same as udp-echo's --guard-ports)", async () => {
+    const guarded = await udpClient();
+    const guardedPort = guarded.address().port;
+    const control = await udpClient();
+    // A two-port range around the guarded client that leaves out the control client.
+    const low = control.address().port === guardedPort - 1 ? guardedPort : guardedPort - 1;
+    const range = `${low}-${low + 1}`;
+    const server = await startServer(['--udp', '--admin-port', '0', '--udp-guard-ports', range]);
+    let answers = 0;
+    guarded.on('message', () => answers++);
+    guarded.send('loop?', server.port, '127.0.0.1');
+    expect(
+      await metricReaches(server.admin as string, 'net_datagrams_dropped_total', 'reason="reflection_guard"', 1),
+    ).toBe(1);
+    expect(await ask(control, server.port, '127.0.0.1')).toHaveLength(26);
+    expect(answers).toBe(0);
+  });
+
   it.skipIf(process.getuid?.() !== 0)(
     'guards the chargen port 19 by default (needs root to send from port 19)',
     async () => {

@@ -2,15 +2,12 @@
  * The `serve` settings of udp-echo (the runtime adds --host, --port, --listen, --admin-port, logging and drain).
  * Every limit has a default that is safe on the open Internet; see README "Limits".
  */
-import { custom, decimal, integer, list, option, workersOption } from '@net/core';
-import { DEFAULT_GUARDED_PORTS, formatPortRange, type PortRange, parsePortRange } from './reflection-guard.js';
+import { DEFAULT_GUARDED_PORT_RANGES, decimal, integer, option, portSetType, workersOption } from '@net/core';
 
 /** Largest UDP payload over IPv4: 65,535 (IPv4 total length) - 20 (IPv4 header) - 8 (UDP header), RFC 768/791. */
 export const MAX_PAYLOAD_IPV4 = 65_507;
 /** Largest UDP payload over IPv6 without jumbograms: 65,535 (payload length, RFC 8200 §3) - 8 (UDP header). */
 export const MAX_PAYLOAD_IPV6 = 65_527;
-
-const portRange = custom<PortRange>('a port 0-65535 or a range such as 0-1023', parsePortRange, formatPortRange);
 
 /** Socket buffer sizes: the kernel doubles what it is given and caps it at net.core.{r,w}mem_max (socket(7)). */
 const bufferSize = integer(1024, 2 ** 31 - 1);
@@ -18,8 +15,8 @@ const bufferSize = integer(1024, 2 ** 31 - 1);
 /** The service's own settings. */
 export const options = {
   guardPorts: option({
-    type: list(portRange, { maxItems: 1024 }),
-    default: DEFAULT_GUARDED_PORTS.map((p): PortRange => [p, p]),
+    type: portSetType,
+    default: DEFAULT_GUARDED_PORT_RANGES,
     description:
       'Source ports never answered (reflection guard, CVE-1999-0103); the listening ports are always added. Empty to keep only those',
   }),

@@ -10,8 +10,8 @@
 import type dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ReflectionGuard } from '@net/core';
 import { type RateLimiter, VERDICT } from './rate-limiter.js';
-import type { ReflectionGuard } from './reflection-guard.js';
 
 /** Why a datagram was dropped: the `reason` label of `net_datagrams_dropped_total`. */
 export const DROP_REASONS = [

@@ -3,13 +3,11 @@
  * with a bounded source table, a bounded send queue), on the shared runtime of @net/core.
  */
 import { createRequire } from 'node:module';
-import { defineService, type Logger } from '@net/core';
+import { type BoundUdpSocket, bindUdp, defineService, type Logger, ReflectionGuard } from '@net/core';
 import { checkCommand, clientCommand } from './client.js';
 import { options } from './config.js';
 import { RateLimiter } from './rate-limiter.js';
-import { ReflectionGuard } from './reflection-guard.js';
 import { DROP_REASONS, UdpEcho } from './server.js';
-import { type BoundUdpSocket, bindUdp } from './udp-socket.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
