@@ -1,0 +1,128 @@
+/**
+ * Offline validation of what infra ships for orchestrators: the compose file through Debian's docker-compose
+ * (`config -q`: schema, types, references), cross-checked against the HAProxy and nginx files it mounts, and the
+ * Kubernetes manifests through infra/scripts/validate-k8s.mjs, which is itself shown to catch broken manifests.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseYamlDocuments, validateDirectory, validateObjects } from '../scripts/validate-k8s.mjs';
+import { hasCommand, infraDir } from './support.js';
+
+const composeFile = join(infraDir, 'compose', 'compose.yaml');
+const haveCompose = hasCommand('docker-compose');
+
+// biome-ignore lint/suspicious/noExplicitAny: parsed YAML
+type Doc = any;
+
+function composeConfig(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync('docker-compose', ['-f', composeFile, 'config', ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe.skipIf(!haveCompose)('infra/compose/compose.yaml (docker-compose config, offline)', () => {
+  it('is a valid compose file: docker-compose config -q exits 0', () => {
+    const r = composeConfig(['-q']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('wires HAProxy to the three echo replicas, which trust PROXY headers from HAProxy’s fixed address only', async () => {
+    const [config] = (await parseYamlDocuments(composeConfig([]).stdout)) as Doc[];
+    const services = config.services;
+    const haproxyAddress = services.haproxy.networks.backend.ipv4_address;
+    expect(haproxyAddress).toMatch(/^172\.30\.7\.\d+$/);
+    const cfg = readFileSync(join(infraDir, 'haproxy', 'haproxy.cfg'), 'utf8');
+    const servers = [...cfg.matchAll(/^\s*server \S+ "\$\{ECHO_SERVER_\d-([\w-]+):(\d+)\}"/gm)].map((m) => [
+      m[1],
+      m[2],
+    ]);
+    expect(servers).toEqual([
+      ['echo-1', '7'],
+      ['echo-2', '7'],
+      ['echo-3', '7'],
+    ]);
+    for (const [name] of servers) {
+      const echo = services[name ?? ''];
+      expect(echo, `service ${name}`).toBeDefined();
+      expect(echo.environment.ECHO_TCP_PROXY_PROTOCOL).toBe('true');
+      const trusted = String(echo.environment.ECHO_TCP_PROXY_TRUSTED).split(',');
+      // HAProxy's address, plus the replica's own loopback for its in-container health check; nothing wider.
+      expect(trusted).toEqual([`${haproxyAddress}/32`, '127.0.0.1/32']);
+      expect(echo.healthcheck.test).toContain('--proxy');
+      expect(echo.read_only).toBe(true);
+    }
+    expect(services.haproxy.volumes.map((v: Doc) => v.target ?? String(v).split(':')[1])).toContain(
+      '/usr/local/etc/haproxy/haproxy.cfg',
+    );
+  });
+
+  it('wires nginx’s UDP upstream to the udp-echo replicas, with their per-source limits moved to nginx', async () => {
+    const [config] = (await parseYamlDocuments(composeConfig([]).stdout)) as Doc[];
+    const nginx = readFileSync(join(infraDir, 'nginx', 'nginx.conf'), 'utf8');
+    const upstreams = [...nginx.matchAll(/^\s*server ([\w-]+):7 /gm)].map((m) => m[1]);
+    expect(upstreams).toEqual(['udp-echo-1', 'udp-echo-2']);
+    for (const name of upstreams) {
+      expect(config.services[name ?? '']?.environment?.UDP_ECHO_RATE_LIMIT_PACKETS).toBe('0');
+    }
+    expect(nginx).toMatch(/listen 7 udp/);
+    expect(nginx).toMatch(/proxy_responses 1;/);
+    const published = config.services['nginx-udp'].ports.map((p: Doc) =>
+      typeof p === 'string' ? p : `${p.target}/${p.protocol}`,
+    );
+    expect(published.some((p: string) => /(^|:)7\/udp$/.test(p))).toBe(true);
+  });
+});
+
+describe('infra/k8s manifests (infra/scripts/validate-k8s.mjs, offline)', () => {
+  const dir = join(infraDir, 'k8s');
+
+  it('pass every structural check and invariant with no problem', async () => {
+    const { objects, errors } = await validateDirectory(dir);
+    expect(errors).toEqual([]);
+    const kinds = objects.map((o) => `${o.doc.kind}/${o.doc.metadata.name}`).sort();
+    expect(kinds).toEqual(
+      [
+        'Namespace/net',
+        ...['daytime-tcp', 'echo-tcp', 'keepalive-probe', 'udp-echo'].flatMap((s) => [
+          `Deployment/${s}`,
+          `Service/${s}`,
+        ]),
+        'HorizontalPodAutoscaler/echo-tcp',
+        'PodDisruptionBudget/echo-tcp',
+      ].sort(),
+    );
+    const udp = objects.find((o) => o.doc.kind === 'Service' && o.doc.metadata.name === 'udp-echo');
+    expect(udp?.doc.spec.ports.map((p: Doc) => p.protocol)).toEqual(['UDP']);
+  });
+
+  it('catch broken manifests: short grace period, probe on an undeclared port, writable root, typo, orphan Service', async () => {
+    const { objects } = await validateDirectory(dir);
+    const broken = structuredClone(objects);
+    const echo = broken.find((o) => o.doc.kind === 'Deployment' && o.doc.metadata.name === 'echo-tcp')?.doc;
+    const pod = echo.spec.template.spec;
+    pod.terminationGracePeriodSeconds = 12; // preStop 5 s + drain 10 s do not fit
+    pod.containers[0].readinessProbe.httpGet.port = 'metrics';
+    pod.containers[0].securityContext.readOnlyRootFilesystem = false;
+    pod.containers[0].livenessProbes = pod.containers[0].livenessProbe;
+    delete pod.containers[0].livenessProbe;
+    const svc = broken.find((o) => o.doc.kind === 'Service' && o.doc.metadata.name === 'daytime-tcp')?.doc;
+    svc.spec.selector = { 'app.kubernetes.io/name': 'daytime' };
+    const errors = validateObjects(broken);
+    const expected = [
+      /echo-tcp: container echo-tcp: terminationGracePeriodSeconds 12 must exceed preStop 5 s \+ drain 10 s/,
+      /echo-tcp: container echo-tcp: readinessProbe port metrics is not a declared containerPort/,
+      /echo-tcp: container echo-tcp: readOnlyRootFilesystem must be true/,
+      /echo-tcp: container echo-tcp: unknown field "livenessProbes"/,
+      /echo-tcp: container echo-tcp: livenessProbe is required/,
+      /Service\/daytime-tcp: selector matches no Deployment/,
+    ];
+    for (const re of expected)
+      expect(
+        errors.some((e) => re.test(e)),
+        `${re}\n${errors.join('\n')}`,
+      ).toBe(true);
+    expect(errors.length).toBe(expected.length);
+  });
+});

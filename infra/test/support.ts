@@ -1,0 +1,221 @@
+/**
+ * What the infra proofs share: starting the real service bins and system daemons (HAProxy, nginx) as child
+ * processes that are always stopped by PID, free loopback ports below the ephemeral range, and small socket
+ * exchanges with deadlines.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer, connect as netConnect, type Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const infraDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const repoRoot = join(infraDir, '..');
+
+/** Path of a service's built bin; throws with the command to run when it has not been built. */
+export function serviceBin(name: string): string {
+  const bin = join(repoRoot, 'services', name, 'dist', 'main.js');
+  if (!existsSync(bin))
+    throw new Error(`${bin} is missing: run \`pnpm build\` (or \`cd services/${name} && pnpm exec tsc -b\`) first`);
+  return bin;
+}
+
+/** True when `cmd` is on PATH. */
+export function hasCommand(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * A free TCP (and UDP) port on 127.0.0.1 below the ephemeral range (32768+), where other tests' and the system's
+ * outgoing connections could take it; picked at random in 20000-31999, tried up to 50 times.
+ */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen({ host: '127.0.0.1', port, exclusive: true }, () => s.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port in 20000-31999 after 50 tries');
+}
+
+/** A child process whose stdout+stderr lines are kept, and which `stop()` ends by its PID. */
+export interface Managed {
+  child: ChildProcess;
+  lines: string[];
+  /** Resolves with the first line matching `test`, or rejects after `timeoutMs` or when the process exits. */
+  waitForLine(test: (line: string) => boolean, timeoutMs?: number): Promise<string>;
+  /** Sends `signal` (SIGTERM by default) and waits up to 5 s for the exit, then SIGKILLs. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function startProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Managed {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const waiters = new Set<{ test: (l: string) => boolean; resolve: (l: string) => void }>();
+  const onData = (() => {
+    let rest = '';
+    return (chunk: Buffer) => {
+      rest += chunk.toString('utf8');
+      const parts = rest.split('\n');
+      rest = parts.pop() ?? '';
+      for (const line of parts) {
+        lines.push(line);
+        for (const w of waiters) if (w.test(line)) w.resolve(line);
+      }
+    };
+  })();
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    child,
+    lines,
+    exited,
+    waitForLine(test, timeoutMs = 10_000) {
+      const seen = lines.find(test);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const waiter = {
+          test,
+          resolve: (l: string) => {
+            cleanup();
+            resolve(l);
+          },
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(
+            new Error(`${cmd}: no matching line within ${timeoutMs} ms; last lines:\n${lines.slice(-10).join('\n')}`),
+          );
+        }, timeoutMs);
+        const onExit = () => {
+          cleanup();
+          reject(new Error(`${cmd} exited before the line came; last lines:\n${lines.slice(-10).join('\n')}`));
+        };
+        const cleanup = () => {
+          clearTimeout(timer);
+          waiters.delete(waiter);
+          child.off('exit', onExit);
+        };
+        waiters.add(waiter);
+        child.once('exit', onExit);
+      });
+    },
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** One JSON log line, or undefined for anything else. */
+export function parseLogLine(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts a service bin with `serve` and resolves once its `ready:` line names its endpoints. */
+export async function startService(
+  name: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<Managed & { endpoints: string[] }> {
+  const proc = startProcess(process.execPath, [serviceBin(name), 'serve', '--log-format', 'json', ...args], env);
+  try {
+    const line = await proc.waitForLine((l) => String(parseLogLine(l)?.msg ?? '').startsWith('ready:'));
+    const endpoints = (parseLogLine(line)?.endpoints as string[] | undefined) ?? [];
+    return Object.assign(proc, { endpoints });
+  } catch (err) {
+    await proc.stop('SIGKILL');
+    throw err;
+  }
+}
+
+/** The port of an endpoint string such as `127.0.0.1:15000` or `[::]:7`. */
+export function portOf(endpoint: string): number {
+  return Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
+}
+
+/** Connects to 127.0.0.1:port within `timeoutMs`. */
+export function connectTcp(port: number, timeoutMs = 5000): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`connect 127.0.0.1:${port}: timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/** Collects everything the socket sends until EOF, within `timeoutMs`. */
+export function readAll(socket: Socket, timeoutMs = 10_000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no EOF within ${timeoutMs} ms (${Buffer.concat(chunks).length} bytes so far)`));
+    }, timeoutMs);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.once('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks));
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/**
+ * One echo exchange with a greeting first: connect, send `payload`, half-close, read to EOF. Returns the greeting
+ * line (without its newline) and the echoed bytes after it.
+ */
+export async function greetedEcho(
+  port: number,
+  payload: Buffer,
+  timeoutMs = 10_000,
+): Promise<{ greeting: string; echo: Buffer; localPort: number }> {
+  const socket = await connectTcp(port, timeoutMs);
+  const localPort = socket.localPort ?? 0;
+  const received = readAll(socket, timeoutMs);
+  socket.end(payload);
+  const all = await received;
+  socket.destroy();
+  const nl = all.indexOf(0x0a);
+  if (nl === -1) throw new Error(`no greeting line in ${all.length} bytes`);
+  return { greeting: all.subarray(0, nl).toString('utf8'), echo: all.subarray(nl + 1), localPort };
+}
+
+/** Polls `fn` every `intervalMs` until it returns a value other than undefined, up to `timeoutMs`. */
+export async function pollUntil<T>(fn: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
