@@ -1,0 +1,703 @@
+/*
+ * loadgen: a verifying epoll load generator for the echo and daytime benchmarks. Loopback only.
+ *
+ * usage: loadgen MODE [-a HOST] [-p PORT] [-c CONNS] [-s SIZE] [-d SECONDS] [-w WARMUP] [-t THREADS]
+ *                     [-k INFLIGHT] [-b NSRC] [-L LOSS_MS] [-H HOLD_SECONDS] [-n MAX_NEW] [-F]
+ * MODE:
+ *   tcp-pingpong  CONNS connections; each sends a SIZE-byte message, waits for the whole echo, verifies it, repeats
+ *   tcp-stream    CONNS connections each writing SIZE-byte chunks continuously while reading and verifying the echo
+ *   tcp-churn     CONNS slots; each connects, sends 64 B, reads the echo, verifies, closes (-F: half-closes after
+ *                 sending and reads the echo to EOF, which checks the server finishes what it owes)
+ *   udp-pingpong  CONNS sockets with INFLIGHT datagrams each; a datagram unanswered after LOSS_MS is counted lost
+ *   daytime       CONNS slots; each connects, reads to EOF, checks the answer looks like a date line
+ *   idle          opens CONNS connections that each echo 64 B once, prints its JSON line, then holds them until
+ *                 stdin closes or HOLD_SECONDS pass (the runner measures the server's RSS meanwhile)
+ * -b NSRC binds connections to source addresses 127.0.0.2 .. 127.0.0.(1+NSRC): each source address has its own
+ *    ephemeral port range, and the machine's other users of 127.0.0.1's range are left alone (research §8).
+ *
+ * Connection budget: every TCP socket closes with a reset (SO_LINGER 0) unless -F, and churn and daytime open at
+ *    most MAX_NEW connections (-n; the measured window then ends when the budget does). A FIN close leaves a
+ *    TIME_WAIT entry in the netfilter connection table for 120 s; at tens of thousands of connections per second
+ *    that fills the table (262,144 here) and the kernel drops new connections machine-wide. A reset leaves 10 s.
+ *
+ * Every byte is checked: message n of connection i is the slice of one fixed pseudo-random pattern starting at
+ * (seed(i) + n * STEP) mod PERIOD, so a byte from another message or another connection does not match.
+ * Prints one JSON line to stdout. Exit code: 1 if any verify failure, 2 on a usage error, otherwise 0.
+ * Stalls: when the duration ends no new message is started; whatever is still owed 1 s later is "stalled".
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAT_PERIOD 65521u          /* prime: no chunk size lines up with it */
+#define PAT_STEP 4099u             /* offset advance per message, coprime with the period */
+#define MAX_CHUNK (1u << 20)       /* longest slice compared in one go */
+#define MAX_CONNECTING 256         /* connects in progress at once during setup */
+#define STALL_NS 1000000000ull     /* an echo owed longer than this at the end is a stall */
+#define SETUP_NS 30000000000ull    /* give up opening connections after 30 s */
+#define UDP_HDR 16                 /* slot (4) + socket id (4) + sequence number (8) */
+#define UDP_BATCH 64
+#define HBUCKETS 1920              /* log-linear latency histogram: 32 buckets per power of two, ~3% */
+
+enum mode { M_PINGPONG, M_STREAM, M_CHURN, M_UDP, M_DAYTIME, M_IDLE };
+static const char *mode_names[] = {"tcp-pingpong", "tcp-stream", "tcp-churn", "udp-pingpong", "daytime", "idle"};
+
+static struct {
+  enum mode mode;
+  const char *host;
+  int port, conns, size, threads, inflight, nsrc, loss_ms, fin;
+  long max_new;
+  double duration, warmup, hold;
+} O = {.host = "127.0.0.1", .port = 7, .conns = 1, .size = 64, .threads = 1, .inflight = 1, .loss_ms = 200,
+       .duration = 5, .warmup = 1, .hold = 60};
+
+static unsigned char *pat;         /* PAT_PERIOD + MAX_CHUNK bytes, pat[i] == pat[i % PAT_PERIOD] */
+static struct sockaddr_in server;
+static uint64_t t_measure, t_end;  /* set by main between the two barriers */
+static long new_conns;             /* churn/daytime connections opened so far, all threads (atomic) */
+static uint64_t t_budget_out;      /* when the -n budget ran out (atomic), 0 if it did not */
+static pthread_barrier_t barrier;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- latency histogram: bounded memory whatever the run length ---- */
+struct hist { uint64_t n[HBUCKETS]; uint64_t count, max; };
+
+static int hbucket(uint64_t v) {
+  if (v < 32) return (int)v;
+  int shift = 63 - __builtin_clzll(v) - 5;
+  return (shift + 1) * 32 + (int)((v >> shift) & 31);
+}
+static double hbucket_mid(int i) {
+  if (i < 32) return i;
+  int shift = i / 32 - 1;
+  return (double)((uint64_t)(32 + i % 32) << shift) + (double)(1ull << shift) / 2;
+}
+static void hist_add(struct hist *h, uint64_t v) {
+  h->n[hbucket(v)]++;
+  h->count++;
+  if (v > h->max) h->max = v;
+}
+static double hist_pct(const struct hist *h, double p) {
+  uint64_t want = (uint64_t)(p * (double)h->count), seen = 0;
+  if (want >= h->count) want = h->count - 1;
+  for (int i = 0; i < HBUCKETS; i++) {
+    seen += h->n[i];
+    if (seen > want) return hbucket_mid(i);
+  }
+  return (double)h->max;
+}
+
+/* ---- per-thread state ---- */
+struct stats {
+  uint64_t msgs, bytes, total_msgs, errors, verify_failures, stalled, lost, late, opened, setup_failed;
+  struct hist h;
+};
+
+enum cstate { C_FREE, C_CONNECTING, C_READY, C_ACTIVE, C_DONE };
+
+struct conn {
+  int fd;
+  uint32_t id;
+  enum cstate state;
+  int bad;                 /* this message already counted as a verify failure */
+  uint32_t want;           /* current epoll event mask */
+  uint64_t seed, msgno, sent, rcvd, t0;
+  unsigned char *dbuf;     /* daytime: the answer so far */
+  uint64_t *udp_seq, *udp_t0; /* udp: per in-flight slot; t0 == 0 means nothing owed */
+  unsigned char *udp_tx;
+};
+
+struct thread {
+  int idx, ep, nconns, connecting, next_src;
+  struct conn *conns;
+  uint64_t now;
+  struct stats st;
+  unsigned char *rbuf;
+  pthread_t tid;
+};
+
+static const unsigned char *msg_at(uint64_t pos) { return pat + pos % PAT_PERIOD; }
+static int running(struct thread *th) { return th->now < t_end; }
+static int in_window(struct thread *th) { return th->now >= t_measure && th->now < t_end; }
+
+static void watch(struct thread *th, struct conn *c, uint32_t events) {
+  if (c->want == events) return;
+  struct epoll_event ev = {.events = events, .data.ptr = c};
+  epoll_ctl(th->ep, EPOLL_CTL_MOD, c->fd, &ev);
+  c->want = events;
+}
+
+static void conn_close(struct conn *c) {
+  if (c->fd >= 0) close(c->fd);
+  c->fd = -1;
+  c->state = C_FREE;
+}
+
+static void verify_failed(struct thread *th, struct conn *c) {
+  if (!c->bad) th->st.verify_failures++;
+  c->bad = 1;
+}
+
+static void completed(struct thread *th, struct conn *c, uint64_t bytes) {
+  th->st.total_msgs++;
+  if (!in_window(th)) return;
+  th->st.msgs++;
+  th->st.bytes += bytes;
+  hist_add(&th->st.h, th->now - c->t0);
+}
+
+/* Nonblocking connect, optionally from 127.0.0.(2+k). Completion is reported as EPOLLOUT. */
+static int tcp_open(struct thread *th, struct conn *c) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (!O.fin) {
+    struct linger rst = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof rst);
+  }
+  if (O.nsrc > 0) {
+    /* Defer the port choice to connect(): the port then only has to be unique per 4-tuple. */
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)(th->next_src++ % O.nsrc));
+    if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) { close(fd); return -1; }
+  }
+  if (connect(fd, (struct sockaddr *)&server, sizeof server) < 0 && errno != EINPROGRESS) {
+    close(fd);
+    return -1;
+  }
+  c->fd = fd;
+  c->state = C_CONNECTING;
+  c->t0 = th->now;
+  c->sent = c->rcvd = 0;
+  c->bad = 0;
+  c->want = EPOLLOUT;
+  struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+  epoll_ctl(th->ep, EPOLL_CTL_ADD, fd, &ev);
+  th->connecting++;
+  return 0;
+}
+
+/* ---- tcp-pingpong (and the one message of idle) ---- */
+static void pp_write(struct thread *th, struct conn *c) {
+  const unsigned char *m = msg_at(c->seed + c->msgno * PAT_STEP);
+  while (c->sent < (uint64_t)O.size) {
+    ssize_t n = write(c->fd, m + c->sent, O.size - c->sent);
+    if (n < 0) {
+      if (errno == EAGAIN) { watch(th, c, EPOLLIN | EPOLLOUT); return; }
+      th->st.errors++;
+      conn_close(c);
+      return;
+    }
+    c->sent += (uint64_t)n;
+  }
+  watch(th, c, EPOLLIN);
+}
+
+static void pp_start(struct thread *th, struct conn *c) {
+  c->state = C_ACTIVE;
+  c->sent = c->rcvd = 0;
+  c->bad = 0;
+  c->t0 = th->now;
+  pp_write(th, c);
+}
+
+static void pp_read(struct thread *th, struct conn *c) {
+  for (;;) {
+    uint64_t want = c->state == C_ACTIVE ? O.size - c->rcvd : MAX_CHUNK;
+    ssize_t n = read(c->fd, th->rbuf, want);
+    if (n < 0) {
+      if (errno == EAGAIN) return;
+      th->st.errors++;
+      conn_close(c);
+      return;
+    }
+    if (n == 0) { th->st.errors++; conn_close(c); return; } /* EOF with an echo owed or unasked */
+    if (c->state != C_ACTIVE) { verify_failed(th, c); continue; } /* bytes nobody sent */
+    if (memcmp(th->rbuf, msg_at(c->seed + c->msgno * PAT_STEP) + c->rcvd, (size_t)n) != 0) verify_failed(th, c);
+    c->rcvd += (uint64_t)n;
+    if (c->rcvd < (uint64_t)O.size) continue;
+    completed(th, c, (uint64_t)O.size);
+    c->msgno++;
+    if (O.mode == M_IDLE) { c->state = C_DONE; return; }
+    if (!running(th)) { c->state = C_DONE; return; }
+    pp_start(th, c);
+    if (c->fd < 0) return;
+  }
+}
+
+/* ---- tcp-stream ---- */
+static uint64_t stream_cap(void) {
+  uint64_t cap = 16ull * (uint64_t)O.size;
+  return cap < MAX_CHUNK ? MAX_CHUNK : cap;  /* bound on bytes owed per connection */
+}
+
+static void stream_write(struct thread *th, struct conn *c) {
+  while (running(th) && c->sent - c->rcvd < stream_cap()) {
+    uint64_t len = stream_cap() - (c->sent - c->rcvd);
+    if (len > (uint64_t)O.size) len = (uint64_t)O.size;
+    ssize_t n = write(c->fd, msg_at(c->seed + c->sent), len);
+    if (n < 0) {
+      if (errno == EAGAIN) { watch(th, c, EPOLLIN | EPOLLOUT); return; }
+      th->st.errors++;
+      conn_close(c);
+      return;
+    }
+    c->sent += (uint64_t)n;
+  }
+  watch(th, c, EPOLLIN);
+}
+
+static void stream_read(struct thread *th, struct conn *c) {
+  for (int i = 0; i < 16; i++) {
+    ssize_t n = read(c->fd, th->rbuf, MAX_CHUNK);
+    if (n < 0) {
+      if (errno == EAGAIN) break;
+      th->st.errors++;
+      conn_close(c);
+      return;
+    }
+    if (n == 0) { th->st.errors++; conn_close(c); return; }
+    if (c->rcvd + (uint64_t)n > c->sent || memcmp(th->rbuf, msg_at(c->seed + c->rcvd), (size_t)n) != 0) {
+      verify_failed(th, c);
+      c->bad = 0; /* count every bad read, the stream has no messages */
+    }
+    c->rcvd += (uint64_t)n;
+    if (in_window(th)) th->st.bytes += (uint64_t)n;
+  }
+  stream_write(th, c);
+}
+
+/* ---- tcp-churn and daytime: one short connection per slot at a time ---- */
+static void slot_restart(struct thread *th, struct conn *c) {
+  conn_close(c);
+  /* Stop reconnecting when the server is gone: errors are bounded, not a hot loop. */
+  if (!running(th) || th->st.errors > 1000) return;
+  if (O.max_new > 0 && __atomic_add_fetch(&new_conns, 1, __ATOMIC_RELAXED) > O.max_new) {
+    uint64_t zero = 0;
+    __atomic_compare_exchange_n(&t_budget_out, &zero, th->now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    return;
+  }
+  if (tcp_open(th, c) < 0) th->st.errors++;
+}
+
+static int looks_like_date(const unsigned char *b, size_t n) {
+  if (n < 8 || b[n - 1] != '\n') return 0;
+  int year = 0, clock = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = b[i];
+    if ((ch < 0x20 || ch > 0x7e) && ch != '\r' && ch != '\n' && ch != '\t') return 0;
+    if (i + 4 <= n && ((b[i] == '1' && b[i + 1] == '9') || (b[i] == '2' && b[i + 1] == '0')) &&
+        b[i + 2] >= '0' && b[i + 2] <= '9' && b[i + 3] >= '0' && b[i + 3] <= '9')
+      year = 1;
+    if (i + 3 <= n && b[i] >= '0' && b[i] <= '9' && b[i + 1] == ':' && b[i + 2] >= '0' && b[i + 2] <= '9') clock = 1;
+  }
+  return year && clock;
+}
+
+#define DAYTIME_MAX 256
+static void short_read(struct thread *th, struct conn *c) {
+  for (;;) {
+    unsigned char *dst = O.mode == M_DAYTIME ? c->dbuf + c->rcvd : th->rbuf;
+    size_t room = O.mode == M_DAYTIME ? DAYTIME_MAX - c->rcvd : MAX_CHUNK;
+    if (room == 0) { verify_failed(th, c); slot_restart(th, c); return; } /* far too long for a date line */
+    ssize_t n = read(c->fd, dst, room);
+    if (n < 0) {
+      if (errno == EAGAIN) return;
+      th->st.errors++;
+      slot_restart(th, c);
+      return;
+    }
+    if (n == 0) break;
+    if (O.mode == M_CHURN && !O.fin && c->rcvd + (uint64_t)n >= 64) { /* the whole echo: no EOF to wait for */
+      if (c->rcvd + (uint64_t)n > 64 || memcmp(dst, msg_at(c->seed + c->msgno * PAT_STEP) + c->rcvd, (size_t)n) != 0)
+        verify_failed(th, c);
+      c->rcvd += (uint64_t)n;
+      break;
+    }
+    if (O.mode == M_CHURN && (c->rcvd + (uint64_t)n > 64 || memcmp(dst, msg_at(c->seed + c->msgno * PAT_STEP) + c->rcvd, (size_t)n) != 0))
+      verify_failed(th, c);
+    c->rcvd += (uint64_t)n;
+  }
+  /* EOF (or, for churn without -F, the 64 B echo): the answer is complete. */
+  if (O.mode == M_CHURN && c->rcvd != 64) verify_failed(th, c);
+  if (O.mode == M_DAYTIME && !looks_like_date(c->dbuf, c->rcvd)) verify_failed(th, c);
+  completed(th, c, c->rcvd);
+  c->msgno++;
+  slot_restart(th, c);
+}
+
+static void churn_connected(struct thread *th, struct conn *c) {
+  c->state = C_ACTIVE;
+  if (O.mode == M_CHURN) {
+    /* 64 B fit any socket buffer: one write; with -F the half-close checks the server echoes what it owes first. */
+    if (write(c->fd, msg_at(c->seed + c->msgno * PAT_STEP), 64) != 64 || (O.fin && shutdown(c->fd, SHUT_WR) < 0)) {
+      th->st.errors++;
+      slot_restart(th, c);
+      return;
+    }
+  }
+  watch(th, c, EPOLLIN);
+}
+
+/* ---- udp-pingpong ---- */
+static void udp_fill(struct conn *c, int slot) {
+  unsigned char *d = c->udp_tx + (size_t)slot * O.size;
+  uint32_t s32 = (uint32_t)slot;
+  memcpy(d, &s32, 4);
+  memcpy(d + 4, &c->id, 4);
+  memcpy(d + 8, &c->udp_seq[slot], 8);
+  memcpy(d + UDP_HDR, msg_at(c->seed + c->udp_seq[slot] * PAT_STEP), O.size - UDP_HDR);
+}
+
+static void udp_send(struct thread *th, struct conn *c, int slot) {
+  c->udp_seq[slot] = c->msgno++;
+  c->udp_t0[slot] = th->now;
+  udp_fill(c, slot);
+  if (send(c->fd, c->udp_tx + (size_t)slot * O.size, O.size, 0) < 0) th->st.errors++; /* a loss, found by timeout */
+}
+
+static void udp_read(struct thread *th, struct conn *c) {
+  static __thread struct mmsghdr msgs[UDP_BATCH];
+  static __thread struct iovec iov[UDP_BATCH];
+  for (int i = 0; i < UDP_BATCH; i++) {
+    iov[i] = (struct iovec){.iov_base = th->rbuf + (size_t)i * 65536, .iov_len = 65536};
+    msgs[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1};
+  }
+  int n = recvmmsg(c->fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+  if (n < 0) {
+    if (errno != EAGAIN) th->st.errors++; /* ECONNREFUSED: the port was closed for a moment */
+    return;
+  }
+  for (int i = 0; i < n; i++) {
+    const unsigned char *d = iov[i].iov_base;
+    uint32_t slot, id;
+    uint64_t seq;
+    if (msgs[i].msg_len != (unsigned)O.size) { th->st.verify_failures++; continue; }
+    memcpy(&slot, d, 4);
+    memcpy(&id, d + 4, 4);
+    memcpy(&seq, d + 8, 8);
+    if (id != c->id || slot >= (uint32_t)O.inflight) { th->st.verify_failures++; continue; }
+    if (c->udp_t0[slot] == 0 || c->udp_seq[slot] != seq) { th->st.late++; continue; } /* answered after its timeout */
+    if (memcmp(d + UDP_HDR, msg_at(c->seed + seq * PAT_STEP), O.size - UDP_HDR) != 0) th->st.verify_failures++;
+    c->t0 = c->udp_t0[slot];
+    completed(th, c, (uint64_t)O.size);
+    c->udp_t0[slot] = 0;
+    if (running(th)) udp_send(th, c, (int)slot);
+  }
+}
+
+static void udp_timeouts(struct thread *th) {
+  uint64_t limit = (uint64_t)O.loss_ms * 1000000ull;
+  for (int i = 0; i < th->nconns; i++) {
+    struct conn *c = &th->conns[i];
+    for (int s = 0; s < O.inflight; s++) {
+      if (c->udp_t0[s] == 0 || th->now - c->udp_t0[s] < limit) continue;
+      th->st.lost++;
+      c->udp_t0[s] = 0;
+      if (running(th)) udp_send(th, c, s);
+    }
+  }
+}
+
+/* ---- event loop ---- */
+static void on_connected(struct thread *th, struct conn *c) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  th->connecting--;
+  getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err) {
+    th->st.errors++;
+    if (O.mode == M_CHURN || O.mode == M_DAYTIME) slot_restart(th, c);
+    else { conn_close(c); th->st.setup_failed++; }
+    return;
+  }
+  th->st.opened++;
+  switch (O.mode) {
+  case M_PINGPONG: case M_STREAM: c->state = C_READY; watch(th, c, EPOLLIN); break;
+  case M_IDLE: pp_start(th, c); break;
+  default: churn_connected(th, c); break;
+  }
+}
+
+static void on_event(struct thread *th, struct conn *c, uint32_t events) {
+  if (c->fd < 0) return;
+  if (c->state == C_CONNECTING) {
+    on_connected(th, c);
+    if (c->fd < 0 || !(events & EPOLLIN)) return;
+  }
+  switch (O.mode) {
+  case M_PINGPONG: case M_IDLE:
+    if ((events & EPOLLOUT) && c->state == C_ACTIVE) pp_write(th, c);
+    if (c->fd >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) pp_read(th, c);
+    break;
+  case M_STREAM:
+    if (c->state != C_ACTIVE) { pp_read(th, c); break; } /* data before the start: not ours */
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) stream_read(th, c);
+    else stream_write(th, c);
+    break;
+  case M_CHURN: case M_DAYTIME: short_read(th, c); break;
+  case M_UDP: udp_read(th, c); break;
+  }
+}
+
+static void poll_once(struct thread *th, uint64_t deadline) {
+  struct epoll_event evs[256];
+  int timeout = 10;
+  if (deadline > th->now && deadline - th->now < 10000000ull) timeout = (int)((deadline - th->now) / 1000000ull) + 1;
+  int n = epoll_wait(th->ep, evs, 256, timeout);
+  th->now = now_ns();
+  for (int i = 0; i < n; i++) on_event(th, evs[i].data.ptr, evs[i].events);
+  if (O.mode == M_UDP) udp_timeouts(th);
+}
+
+/* What is still owed: messages without their whole echo, open short connections, datagrams in flight. */
+static uint64_t owed(struct thread *th) {
+  uint64_t n = 0;
+  for (int i = 0; i < th->nconns; i++) {
+    struct conn *c = &th->conns[i];
+    if (O.mode == M_UDP) {
+      for (int s = 0; s < O.inflight; s++) n += c->udp_t0[s] != 0;
+    } else if (c->fd >= 0) {
+      if (O.mode == M_PINGPONG || O.mode == M_IDLE) n += c->state == C_ACTIVE;
+      else if (O.mode == M_STREAM) n += c->state == C_ACTIVE && c->rcvd < c->sent;
+      else n += 1;
+    }
+  }
+  return n;
+}
+
+/* Open the persistent connections (pingpong, stream, idle), at most MAX_CONNECTING at once. */
+static void setup(struct thread *th) {
+  uint64_t deadline = now_ns() + SETUP_NS;
+  int next = 0;
+  th->now = now_ns();
+  while (th->now < deadline) {
+    /* Idle: a connection counts as in flight until its echo is back, not only until connect() completes, so the
+       server's accept queue (Node's default backlog is 511) never overflows into 1 s SYN retransmits. */
+    uint64_t in_flight = (uint64_t)th->connecting + (O.mode == M_IDLE ? owed(th) : 0);
+    for (; in_flight < MAX_CONNECTING && next < th->nconns; in_flight++) {
+      if (tcp_open(th, &th->conns[next++]) < 0) { th->st.errors++; th->st.setup_failed++; }
+    }
+    if (next == th->nconns && th->connecting == 0 && (O.mode != M_IDLE || owed(th) == 0)) return;
+    poll_once(th, deadline);
+  }
+  th->st.setup_failed += (uint64_t)(th->nconns - next) + (uint64_t)th->connecting;
+}
+
+static void start(struct thread *th) {
+  for (int i = 0; i < th->nconns; i++) {
+    struct conn *c = &th->conns[i];
+    switch (O.mode) {
+    case M_PINGPONG: if (c->state == C_READY) pp_start(th, c); break;
+    case M_STREAM: if (c->state == C_READY) { c->state = C_ACTIVE; stream_write(th, c); } break;
+    case M_CHURN: case M_DAYTIME: c->fd = -1; slot_restart(th, c); break;
+    case M_UDP: for (int s = 0; s < O.inflight; s++) udp_send(th, c, s); break;
+    case M_IDLE: break;
+    }
+  }
+}
+
+static void *thread_main(void *arg) {
+  struct thread *th = arg;
+  if (O.mode == M_UDP) {
+    for (int i = 0; i < th->nconns; i++) {
+      struct conn *c = &th->conns[i];
+      c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&server, sizeof server) < 0) {
+        th->st.setup_failed++;
+        continue;
+      }
+      c->want = EPOLLIN;
+      struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+      epoll_ctl(th->ep, EPOLL_CTL_ADD, c->fd, &ev);
+      th->st.opened++;
+    }
+  } else if (O.mode != M_CHURN && O.mode != M_DAYTIME) {
+    setup(th);
+  }
+  pthread_barrier_wait(&barrier);  /* every connection is open */
+  pthread_barrier_wait(&barrier);  /* main has set t_measure and t_end */
+  th->now = now_ns();
+  start(th);
+  while (th->now < t_end) poll_once(th, t_end);
+  /* Drain: start nothing new, give what is owed 1 s, then what is left has stalled. */
+  while (owed(th) > 0 && th->now < t_end + STALL_NS) poll_once(th, t_end + STALL_NS);
+  if (O.mode == M_UDP) th->st.lost += owed(th);
+  else th->st.stalled = owed(th);
+  return NULL;
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: loadgen tcp-pingpong|tcp-stream|tcp-churn|udp-pingpong|daytime|idle [-a HOST] [-p PORT]\n"
+                  "       [-c CONNS] [-s SIZE] [-d SECONDS] [-w WARMUP] [-t THREADS] [-k INFLIGHT] [-b NSRC]\n"
+                  "       [-L LOSS_MS] [-H HOLD_SECONDS] [-n MAX_NEW] [-F]\n");
+  exit(2);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) usage();
+  int m = -1;
+  for (int i = 0; i < 6; i++) if (strcmp(argv[1], mode_names[i]) == 0) m = i;
+  if (m < 0) usage();
+  O.mode = (enum mode)m;
+  int opt;
+  optind = 2;
+  while ((opt = getopt(argc, argv, "a:p:c:s:d:w:t:k:b:L:H:n:F")) != -1) {
+    switch (opt) {
+    case 'a': O.host = optarg; break;
+    case 'p': O.port = atoi(optarg); break;
+    case 'c': O.conns = atoi(optarg); break;
+    case 's': O.size = atoi(optarg); break;
+    case 'd': O.duration = atof(optarg); break;
+    case 'w': O.warmup = atof(optarg); break;
+    case 't': O.threads = atoi(optarg); break;
+    case 'k': O.inflight = atoi(optarg); break;
+    case 'b': O.nsrc = atoi(optarg); break;
+    case 'L': O.loss_ms = atoi(optarg); break;
+    case 'H': O.hold = atof(optarg); break;
+    case 'n': O.max_new = atol(optarg); break;
+    case 'F': O.fin = 1; break;
+    default: usage();
+    }
+  }
+  if (O.mode == M_CHURN || O.mode == M_IDLE) O.size = 64;
+  if (O.mode == M_IDLE) O.threads = 1;
+  if (O.conns < 1 || O.threads < 1 || O.size < 1 || (uint32_t)O.size > MAX_CHUNK || O.inflight < 1 ||
+      O.duration <= 0 || O.warmup < 0 || O.nsrc < 0 || O.nsrc > 250 || O.loss_ms < 1)
+    usage();
+  if (O.mode == M_UDP && (O.size < UDP_HDR || O.size > 65507)) usage();
+  if (O.threads > O.conns) O.threads = O.conns;
+  server = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)O.port)};
+  if (inet_pton(AF_INET, O.host, &server.sin_addr) != 1 || (ntohl(server.sin_addr.s_addr) >> 24) != 127) {
+    fprintf(stderr, "loadgen: HOST must be a 127.x.x.x address\n");
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) { rl.rlim_cur = rl.rlim_max; setrlimit(RLIMIT_NOFILE, &rl); }
+
+  pat = malloc(PAT_PERIOD + MAX_CHUNK);
+  uint64_t x = 0x9e3779b97f4a7c15ull; /* xorshift64: fixed seed, the same pattern every run */
+  for (uint32_t i = 0; i < PAT_PERIOD; i++) {
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    pat[i] = (unsigned char)(x >> 24);
+  }
+  for (uint32_t i = PAT_PERIOD; i < PAT_PERIOD + MAX_CHUNK; i++) pat[i] = pat[i % PAT_PERIOD];
+
+  struct thread *ths = calloc((size_t)O.threads, sizeof *ths);
+  struct conn *conns = calloc((size_t)O.conns, sizeof *conns);
+  for (int i = 0; i < O.conns; i++) {
+    struct conn *c = &conns[i];
+    c->fd = -1;
+    c->id = (uint32_t)i;
+    c->seed = (uint64_t)i * 7919u;
+    if (O.mode == M_DAYTIME) c->dbuf = malloc(DAYTIME_MAX);
+    if (O.mode == M_UDP) {
+      c->udp_seq = calloc((size_t)O.inflight, 8);
+      c->udp_t0 = calloc((size_t)O.inflight, 8);
+      c->udp_tx = malloc((size_t)O.inflight * (size_t)O.size);
+    }
+  }
+  pthread_barrier_init(&barrier, NULL, (unsigned)O.threads + 1);
+  uint64_t t_begin = now_ns();
+  for (int t = 0; t < O.threads; t++) {
+    struct thread *th = &ths[t];
+    int lo = (int)((int64_t)O.conns * t / O.threads), hi = (int)((int64_t)O.conns * (t + 1) / O.threads);
+    th->idx = t;
+    th->conns = conns + lo;
+    th->nconns = hi - lo;
+    th->next_src = lo;
+    th->ep = epoll_create1(EPOLL_CLOEXEC);
+    th->rbuf = malloc(O.mode == M_UDP ? (size_t)UDP_BATCH * 65536 : MAX_CHUNK);
+    if (O.mode == M_IDLE) break;
+    pthread_create(&th->tid, NULL, thread_main, th);
+  }
+
+  uint64_t setup_ns = 0;
+  if (O.mode == M_IDLE) {
+    /* No timed phase: open, echo once, report, hold until the runner closes stdin. */
+    setup(&ths[0]);
+    setup_ns = now_ns() - t_begin;
+  } else {
+    pthread_barrier_wait(&barrier);
+    setup_ns = now_ns() - t_begin;
+    t_measure = now_ns() + (uint64_t)(O.warmup * 1e9);
+    t_end = t_measure + (uint64_t)(O.duration * 1e9);
+    pthread_barrier_wait(&barrier);
+    for (int t = 0; t < O.threads; t++) pthread_join(ths[t].tid, NULL);
+  }
+
+  struct stats sum = {0};
+  for (int t = 0; t < O.threads; t++) {
+    struct stats *s = &ths[t].st;
+    sum.msgs += s->msgs; sum.bytes += s->bytes; sum.total_msgs += s->total_msgs; sum.errors += s->errors;
+    sum.verify_failures += s->verify_failures; sum.stalled += s->stalled; sum.lost += s->lost; sum.late += s->late;
+    sum.opened += s->opened; sum.setup_failed += s->setup_failed;
+    for (int i = 0; i < HBUCKETS; i++) sum.h.n[i] += s->h.n[i];
+    sum.h.count += s->h.count;
+    if (s->h.max > sum.h.max) sum.h.max = s->h.max;
+  }
+  if (O.mode == M_IDLE) sum.stalled = owed(&ths[0]);
+  if (O.mode == M_STREAM) {
+    /* A stream has no messages: count SIZE-byte chunks echoed, in the window and in all. */
+    uint64_t all = 0;
+    for (int i = 0; i < O.conns; i++) all += conns[i].rcvd;
+    sum.msgs = sum.bytes / (uint64_t)O.size;
+    sum.total_msgs = all / (uint64_t)O.size;
+  }
+
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+               ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+  double secs = O.mode == M_IDLE ? 0 : O.duration;
+  if (t_budget_out && t_budget_out < t_end) /* the budget ended the window early */
+    secs = t_budget_out > t_measure ? (double)(t_budget_out - t_measure) / 1e9 : 0;
+  char lat[160] = "null";
+  if (sum.h.count > 0)
+    snprintf(lat, sizeof lat, "{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f}", hist_pct(&sum.h, 0.5) / 1e3,
+             hist_pct(&sum.h, 0.99) / 1e3, hist_pct(&sum.h, 0.999) / 1e3, (double)sum.h.max / 1e3);
+  printf("{\"mode\":\"%s\",\"port\":%d,\"conns\":%d,\"size\":%d,\"inflight\":%d,\"threads\":%d,\"duration_s\":%g,"
+         "\"msgs\":%llu,\"msgs_per_s\":%.1f,\"mb_per_s\":%.2f,\"lat_us\":%s,\"errors\":%llu,\"verify_failures\":%llu,"
+         "\"stalled\":%llu,\"lost\":%llu,\"late\":%llu,\"opened\":%llu,\"setup_failed\":%llu,\"total_msgs\":%llu,"
+         "\"setup_s\":%.3f,\"loadgen_cpu_s\":%.3f,\"budget_exhausted\":%s}\n",
+         mode_names[O.mode], O.port, O.conns, O.size, O.inflight, O.threads, secs, (unsigned long long)sum.msgs,
+         secs > 0 ? (double)sum.msgs / secs : 0, secs > 0 ? (double)sum.bytes / secs / 1e6 : 0, lat,
+         (unsigned long long)sum.errors, (unsigned long long)sum.verify_failures, (unsigned long long)sum.stalled,
+         (unsigned long long)sum.lost, (unsigned long long)sum.late, (unsigned long long)sum.opened,
+         (unsigned long long)sum.setup_failed, (unsigned long long)sum.total_msgs, (double)setup_ns / 1e9, cpu,
+         t_budget_out ? "true" : "false");
+  fflush(stdout);
+
+  if (O.mode == M_IDLE) {
+    struct pollfd pfd = {.fd = 0, .events = POLLIN};
+    uint64_t until = now_ns() + (uint64_t)(O.hold * 1e9);
+    char junk[256];
+    while (now_ns() < until) {
+      int r = poll(&pfd, 1, 100);
+      if (r > 0 && read(0, junk, sizeof junk) <= 0) break; /* stdin closed: the runner is done */
+    }
+  }
+  return sum.verify_failures > 0 ? 1 : 0;
+}

@@ -1,0 +1,206 @@
+#!/usr/bin/env node
+// pnpm bench [-- --quick | --check] [--pin split|same|none] [--only REGEX] [--port-base N] [--out-dir DIR]
+//
+// Runs every scenario against the C reference, the Node baseline and each built service in the same run, and
+// writes results/latest.{json,md} (--quick: results/latest-quick.*; --check: build/check.json, no timing claims).
+// Exit code: 1 when any verify failure or failed run (--check: any stall, error or loss too), 2 on bad usage.
+import { mkdirSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { BENCH_DIR, BUILD_DIR, buildAll } from './build.mjs';
+import { waitForConntrackRoom } from './conntrack.mjs';
+import { runIdle, runLoadgen } from './loadgen.mjs';
+import { killAllOnExit } from './processes.mjs';
+import { generatorNotes, machineInfo, problemsOf, summarize, writeReport } from './report.mjs';
+import { SCENARIOS } from './scenarios.mjs';
+import { startServer, stopServer, TARGETS } from './servers.mjs';
+
+const MODES = {
+  full: { runs: 3, duration: 2.5, warmup: 0.5 },
+  quick: { runs: 1, duration: 1, warmup: 0.3 },
+  check: { runs: 1, duration: 0.3, warmup: 0 },
+};
+
+// Fixed ports below the ephemeral range (32768-60999), where other jobs on this machine get their ports.
+// The bench uses base..base+39; --check in tests passes another base so both can run at once.
+const PORT_SPAN = 40;
+
+function parseCli() {
+  const { values } = parseArgs({
+    args: process.argv.slice(2).filter((a) => a !== '--'), // `pnpm bench -- --quick` passes the `--` on
+    options: {
+      quick: { type: 'boolean', default: false },
+      check: { type: 'boolean', default: false },
+      pin: { type: 'string', default: 'split' },
+      only: { type: 'string' },
+      'port-base': { type: 'string', default: process.env.NET_BENCH_PORT_BASE ?? '21000' },
+      'out-dir': { type: 'string' },
+    },
+  });
+  const mode = values.check ? 'check' : values.quick ? 'quick' : 'full';
+  const portBase = Number(values['port-base']);
+  if (!['split', 'same', 'none'].includes(values.pin) || !(portBase >= 1024 && portBase + PORT_SPAN < 32768)) {
+    console.error('usage: run.mjs [--quick|--check] [--pin split|same|none] [--only REGEX] [--port-base 1024-32727]');
+    process.exit(2);
+  }
+  return {
+    mode,
+    pin: values.pin,
+    only: values.only ? new RegExp(values.only) : undefined,
+    portBase,
+    outDir: values['out-dir'],
+  };
+}
+
+/** CPU lists for taskset: split puts the server on core 0 and the generator on core 1. */
+function cpuSets(pin) {
+  const cores = os.availableParallelism?.() ?? os.cpus().length;
+  if (pin === 'none')
+    return { server: '', loadgen: '', description: 'none (server and generator float over all cores)' };
+  if (pin === 'same' || cores < 2)
+    return { server: '0', loadgen: '0', description: 'server and generator both on core 0 (taskset -c 0)' };
+  return { server: '0', loadgen: '1', description: 'server on core 0, load generator on core 1 (taskset)' };
+}
+
+async function main() {
+  const cli = parseCli();
+  killAllOnExit();
+  const settings = MODES[cli.mode];
+  const pins = cpuSets(cli.pin);
+  const started = Date.now();
+  buildAll({ log: (msg) => console.log(`build: ${msg}`) });
+  const machine = machineInfo(pins.description);
+  console.log(
+    `${cli.mode}: ${settings.runs} run(s) x ${settings.duration} s (+${settings.warmup} s warmup); pinning: ${pins.description}`,
+  );
+
+  let nextPort = 0;
+  const port = () => cli.portBase + (nextPort++ % PORT_SPAN);
+  const scenarios = [];
+  const skipped = [];
+  let failed = false;
+
+  for (const scenario of SCENARIOS) {
+    if (!scenario.modes.includes(cli.mode) || (cli.only && !cli.only.test(scenario.id))) continue;
+    const targets = scenario.targets.map((id) => TARGETS[id]);
+    for (const t of targets.filter((t) => t.missing)) {
+      console.log(`${scenario.id}: ${t.label}: ${t.missing}; skipped`);
+      skipped.push(`${scenario.title}: ${t.label}: ${t.missing}`);
+    }
+    const present = targets.filter((t) => !t.missing);
+    if (present.length < 2) {
+      console.log(`${scenario.id}: nothing to compare with the reference; skipped`);
+      continue;
+    }
+    const scenarioPins = scenario.pin === 'none' ? cpuSets('none') : pins;
+    scenario.pinUsed = scenario.pin === 'none' ? 'none' : cli.pin;
+    const options = {
+      ...(cli.mode === 'check' && scenario.checkOptions ? scenario.checkOptions : scenario.options),
+      // --check: short runs need few connections, so churn can afford FIN closes and test the half-close.
+      ...(cli.mode === 'check' && scenario.options.maxNew ? { maxNew: 3000, fin: scenario.mode === 'tcp-churn' } : {}),
+      duration: settings.duration,
+      warmup: settings.warmup,
+    };
+    const samples = new Map(present.map((t) => [t.id, []]));
+
+    for (let run = 0; run < settings.runs; run++) {
+      // Fresh servers each run: memory and connection state from the previous run do not leak into this one.
+      const servers = [];
+      try {
+        for (const target of present) {
+          try {
+            servers.push(await startServer(target, port(), scenarioPins.server));
+          } catch (error) {
+            // One broken service must not stop the run: its row says why, the others are still measured.
+            servers.push({ target, startError: String(error.message).replace(/\s+/g, ' ').slice(0, 300) });
+          }
+        }
+        // Take turns, starting with a different target each run, so slow drift on a shared machine is spread out.
+        for (let i = 0; i < servers.length; i++) {
+          const server = servers[(i + run) % servers.length];
+          const result = server.startError
+            ? { failed: `did not start: ${server.startError}` }
+            : await measure(scenario, server, options, scenarioPins.loadgen);
+          samples.get(server.target.id).push(result);
+          const problems = problemsOf(result, scenario.mode);
+          if (result.failed || result.verify_failures > 0 || (cli.mode === 'check' && problems.length)) failed = true;
+          console.log(
+            `${scenario.id} run ${run + 1}/${settings.runs} ${server.target.label}: ${describe(scenario, result, cli.mode)}${problems.length ? ` PROBLEM: ${problems.join(', ')}` : ''}`,
+          );
+        }
+      } finally {
+        await Promise.all(servers.filter((s) => s.child).map(stopServer));
+      }
+    }
+    scenarios.push(summarize(scenario, samples, targets));
+  }
+
+  const report = {
+    mode: cli.mode,
+    runs: settings.runs,
+    duration_s: settings.duration,
+    warmup_s: settings.warmup,
+    pin_description: pins.description,
+    machine,
+    elapsed_s: (Date.now() - started) / 1000,
+    loadavg_at_end: os.loadavg().map((x) => Number(x.toFixed(2))),
+    scenarios,
+    skipped,
+  };
+  report.generator_notes = generatorNotes(scenarios);
+  const outDir = cli.outDir ?? (cli.mode === 'check' ? BUILD_DIR : join(BENCH_DIR, 'results'));
+  mkdirSync(outDir, { recursive: true });
+  const base = cli.mode === 'full' ? 'latest' : cli.mode === 'quick' ? 'latest-quick' : 'check';
+  writeReport(report, join(outDir, `${base}.json`), cli.mode === 'check' ? undefined : join(outDir, `${base}.md`));
+  console.log(
+    `wrote ${join(outDir, base)}.json${cli.mode === 'check' ? '' : ' and .md'} in ${report.elapsed_s.toFixed(0)} s`,
+  );
+  return failed ? 1 : 0;
+}
+
+async function measure(scenario, server, options, loadgenCpus) {
+  const need = scenario.mode === 'idle' ? options.conns : (options.maxNew ?? options.conns);
+  const room = await waitForConntrackRoom(need, { log: (msg) => console.log(`${scenario.id}: ${msg}`) });
+  if (!room.ok) return { failed: `not run: connection-tracking table at ${room.use.count}/${room.use.max} entries` };
+  const t0 = Date.now();
+  const result =
+    scenario.mode === 'idle'
+      ? await runIdle({
+          port: server.port,
+          conns: options.conns,
+          sources: options.sources,
+          cpus: loadgenCpus,
+          serverPid: server.child.pid,
+        })
+      : await runLoadgen({
+          mode: scenario.mode,
+          port: server.port,
+          options,
+          cpus: loadgenCpus,
+          serverPid: server.child.pid,
+        });
+  // Share of one core the generator used: near 1 means the generator, not the server, may set the pace.
+  if (result.loadgen_cpu_s !== undefined) result.loadgen_cpu_share = result.loadgen_cpu_s / ((Date.now() - t0) / 1000);
+  return result;
+}
+
+function describe(scenario, r, mode) {
+  if (r.failed) return 'failed';
+  const checks = `verify failures ${r.verify_failures}, stalled ${r.stalled}, errors ${r.errors}`;
+  if (mode === 'check') return `${r.total_msgs} verified, ${checks}`;
+  if (scenario.mode === 'idle')
+    return `${r.opened} open, +${((r.rss_per_conn ?? 0) / 1024).toFixed(1)} KiB RSS each, ${checks}`;
+  const rate = scenario.metric === 'mb_per_s' ? `${r.mb_per_s.toFixed(0)} MB/s` : `${Math.round(r.msgs_per_s)} /s`;
+  const cpu = r.server_cpu_us_per_msg === undefined ? '' : `, server ${r.server_cpu_us_per_msg.toFixed(1)} µs/msg`;
+  const p99 = r.lat_us ? `, p99 ${r.lat_us.p99} µs` : '';
+  return `${rate}${cpu}${p99}, ${checks}`;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

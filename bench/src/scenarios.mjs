@@ -1,0 +1,118 @@
+// The scenario table. Each scenario names the kind of server it needs, the loadgen mode and options, the figure
+// it reports, and the targets it compares (the reference first: every ratio is to it, from the same run).
+// Churn and daytime stop after this many connections per run (the measured window then ends early): the machine's
+// connection-tracking table must not fill up (see conntrack.mjs).
+const CONNECTION_BUDGET = 15000;
+
+const TCP = ['c-tcp', 'node-tcp', 'echo-tcp'];
+const UDP = ['c-udp', 'node-udp', 'udp-echo'];
+const DAYTIME = ['c-daytime', 'node-daytime', 'daytime-tcp'];
+
+function pingpong(size, conns, modes) {
+  const label = size >= 1024 ? `${size / 1024} KiB` : `${size} B`;
+  return {
+    id: `tcp-pingpong-${size}x${conns}`,
+    title: `TCP ping-pong ${label} x${conns}`,
+    mode: 'tcp-pingpong',
+    options: { size, conns },
+    metric: 'msgs_per_s',
+    targets: TCP,
+    modes,
+  };
+}
+
+export const SCENARIOS = [
+  // First, on fresh servers: memory per idle connection (each sent 64 B once). 4 source addresses: 10,000
+  // connections never come near one address's ephemeral range (32768-60999), which other jobs here also use.
+  {
+    id: 'idle-rss',
+    title: 'RSS per idle connection',
+    mode: 'idle',
+    options: { conns: 10000, sources: 4 },
+    checkOptions: { conns: 1000, sources: 4 },
+    metric: 'rss_per_conn',
+    targets: TCP,
+    modes: ['full', 'quick', 'check'],
+  },
+  pingpong(64, 1, ['full', 'quick', 'check']),
+  pingpong(64, 50, ['full', 'quick', 'check']),
+  pingpong(64, 500, ['full', 'check']),
+  pingpong(4096, 1, ['full', 'check']),
+  pingpong(4096, 50, ['full', 'quick', 'check']),
+  pingpong(4096, 500, ['full', 'check']),
+  {
+    id: 'tcp-stream-64k',
+    title: 'TCP stream 8 x 64 KiB writes',
+    mode: 'tcp-stream',
+    options: { size: 65536, conns: 8 },
+    metric: 'mb_per_s',
+    targets: TCP,
+    modes: ['full', 'quick', 'check'],
+  },
+  {
+    id: 'tcp-churn',
+    title: 'TCP connection churn (64 B echo, reset close)',
+    mode: 'tcp-churn',
+    options: { size: 64, conns: 4, sources: 4, maxNew: CONNECTION_BUDGET },
+    metric: 'msgs_per_s',
+    unit: 'conn/s',
+    targets: TCP,
+    modes: ['full', 'quick', 'check'],
+  },
+  {
+    id: 'udp-pingpong-64x1',
+    title: 'UDP ping-pong 64 B, 1 in flight',
+    mode: 'udp-pingpong',
+    options: { size: 64, conns: 1, inflight: 1 },
+    metric: 'msgs_per_s',
+    targets: UDP,
+    modes: ['full', 'check'],
+  },
+  {
+    id: 'udp-pingpong-64x32',
+    title: 'UDP ping-pong 64 B, 32 in flight',
+    mode: 'udp-pingpong',
+    options: { size: 64, conns: 1, inflight: 32 },
+    metric: 'msgs_per_s',
+    targets: UDP,
+    modes: ['full', 'quick', 'check'],
+  },
+  {
+    id: 'daytime',
+    title: 'Daytime answers (4 concurrent)',
+    mode: 'daytime',
+    options: { conns: 4, sources: 4, maxNew: CONNECTION_BUDGET },
+    metric: 'msgs_per_s',
+    unit: 'answers/s',
+    targets: DAYTIME,
+    modes: ['full', 'quick', 'check'],
+  },
+  // Service variants. Workers only help when the server may use both cores, so this one runs unpinned, the
+  // reference included (its row is not comparable with the pinned rows above).
+  {
+    ...pingpong(64, 50, ['full', 'quick', 'check']),
+    id: 'workers-tcp-pingpong-64x50',
+    title: 'echo-tcp workers: TCP ping-pong 64 B x50, unpinned',
+    targets: ['c-tcp', 'echo-tcp', 'echo-tcp-w2'],
+    pin: 'none',
+    variant: true,
+  },
+  // Logging is per connection (accept, close) far more than per byte: churn shows what `info` costs.
+  {
+    id: 'log-level-churn',
+    title: 'echo-tcp log level: connection churn',
+    mode: 'tcp-churn',
+    options: { size: 64, conns: 4, sources: 4, maxNew: CONNECTION_BUDGET },
+    metric: 'msgs_per_s',
+    unit: 'conn/s',
+    targets: ['c-tcp', 'echo-tcp', 'echo-tcp-info'],
+    modes: ['full', 'quick', 'check'],
+    variant: true,
+  },
+];
+
+export const METRICS = {
+  msgs_per_s: { unit: 'msg/s', higherIsBetter: true },
+  mb_per_s: { unit: 'MB/s', higherIsBetter: true },
+  rss_per_conn: { unit: 'KiB/conn', higherIsBetter: false },
+};

@@ -1,0 +1,181 @@
+// The servers under test: the C references, the Node baselines and the services, how to start each one pinned,
+// and how to know it is ready (a TCP connect, or a UDP datagram echoed back).
+import dgram from 'node:dgram';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { BENCH_DIR, BUILD_DIR } from './build.mjs';
+import { startProcess, stopProcess } from './processes.mjs';
+
+const REPO_DIR = join(BENCH_DIR, '..');
+const LOG_DIR = join(BUILD_DIR, 'logs');
+
+/**
+ * A target is one way of running a server of one kind (`tcp-echo`, `udp-echo`, `daytime`).
+ * role: `reference` (C, every ratio's denominator), `baseline` (plain Node) or `service` (the code under test).
+ */
+export function serviceTarget(service, kind, label, extraArgs) {
+  const main = join(REPO_DIR, 'services', service, 'dist', 'main.js');
+  return {
+    id: label,
+    kind,
+    role: 'service',
+    label,
+    missing: existsSync(main) ? undefined : `not built (services/${service}/dist/main.js missing)`,
+    command: (port) => [process.execPath, main, 'serve', '--host', '127.0.0.1', '--port', String(port), ...extraArgs],
+  };
+}
+
+const ECHO_TCP_ARGS = ['--backlog', '4096', '--max-connections', '15000'];
+
+export const TARGETS = {
+  'c-tcp': {
+    kind: 'tcp-echo',
+    role: 'reference',
+    label: 'C epoll',
+    command: (port) => [join(BUILD_DIR, 'echo-tcp-ref'), String(port)],
+  },
+  'c-udp': {
+    kind: 'udp-echo',
+    role: 'reference',
+    label: 'C recvmmsg',
+    command: (port) => [join(BUILD_DIR, 'echo-udp-ref'), String(port)],
+  },
+  'c-daytime': {
+    kind: 'daytime',
+    role: 'reference',
+    label: 'C daytime',
+    command: (port) => [join(BUILD_DIR, 'daytime-ref'), String(port)],
+  },
+  'node-tcp': {
+    kind: 'tcp-echo',
+    role: 'baseline',
+    label: 'Node pipe',
+    command: (port) => [process.execPath, join(BENCH_DIR, 'baselines', 'node-pipe-echo.mjs'), '--port', String(port)],
+  },
+  'node-udp': {
+    kind: 'udp-echo',
+    role: 'baseline',
+    label: 'Node dgram',
+    command: (port) => [
+      process.execPath,
+      join(BENCH_DIR, 'baselines', 'node-pipe-echo.mjs'),
+      '--udp-port',
+      String(port),
+    ],
+  },
+  'node-daytime': {
+    kind: 'daytime',
+    role: 'baseline',
+    label: 'Node daytime',
+    command: (port) => [process.execPath, join(BENCH_DIR, 'baselines', 'node-daytime.mjs'), '--port', String(port)],
+  },
+  // The services: one worker and silent logs for the main comparison (the C reference is one thread, logs nothing);
+  // the variants below measure what workers and logging cost. Knobs that are limits, not implementation, are set
+  // as the C reference has them: accept queue 4096 (its listen backlog), room for the 10,000 idle connections,
+  // and no per-source UDP rate limit (the generator is one source sending hundreds of thousands per second).
+  'echo-tcp': serviceTarget('echo-tcp', 'tcp-echo', 'echo-tcp', [
+    ...ECHO_TCP_ARGS,
+    '--workers',
+    '1',
+    '--log-level',
+    'silent',
+  ]),
+  'udp-echo': serviceTarget('udp-echo', 'udp-echo', 'udp-echo', [
+    ...['--workers', '1', '--log-level', 'silent', '--rate-limit-packets', '0', '--rate-limit-bytes', '0'],
+  ]),
+  'daytime-tcp': serviceTarget('daytime-tcp', 'daytime', 'daytime-tcp', ['--backlog', '4096', '--log-level', 'silent']),
+  'echo-tcp-w2': serviceTarget('echo-tcp', 'tcp-echo', 'echo-tcp --workers 2', [
+    ...ECHO_TCP_ARGS,
+    '--workers',
+    '2',
+    '--log-level',
+    'silent',
+  ]),
+  'echo-tcp-info': serviceTarget('echo-tcp', 'tcp-echo', 'echo-tcp --log-level info', [
+    ...[...ECHO_TCP_ARGS, '--workers', '1', '--log-level', 'info', '--log-format', 'json'],
+  ]),
+};
+for (const [id, target] of Object.entries(TARGETS)) target.id = id;
+
+/**
+ * Starts a target on `port` under `taskset -c cpus` (or unpinned when cpus is empty) and waits until it answers.
+ * Its stdout and stderr go to build/logs/<id>.log: a pipe the harness had to drain would cost CPU on the
+ * very cores being measured, and a full pipe would block a logging server.
+ */
+export async function startServer(target, port, cpus) {
+  mkdirSync(LOG_DIR, { recursive: true });
+  const logPath = join(LOG_DIR, `${target.id}-${port}.log`);
+  const logFd = openSync(logPath, 'w');
+  const [command, ...args] = target.command(port);
+  const child = cpus
+    ? startProcess('taskset', ['-c', cpus, command, ...args], { stdio: ['ignore', logFd, logFd] })
+    : startProcess(command, args, { stdio: ['ignore', logFd, logFd] });
+  closeSync(logFd);
+  const server = { target, port, child, logPath };
+  try {
+    await waitReady(server);
+  } catch (error) {
+    await stopProcess(child);
+    throw error;
+  }
+  return server;
+}
+
+export async function stopServer(server) {
+  await stopProcess(server.child);
+}
+
+export function logTail(server, bytes = 2000) {
+  try {
+    return readFileSync(server.logPath, 'utf8').slice(-bytes);
+  } catch {
+    return '';
+  }
+}
+
+async function waitReady(server, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (server.child.exitCode !== null || server.child.signalCode !== null) {
+      throw new Error(`${server.target.id} exited before answering: ${logTail(server)}`);
+    }
+    const ok = server.target.kind === 'udp-echo' ? await udpProbe(server.port) : await tcpProbe(server.port);
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(
+    `${server.target.id} did not answer on 127.0.0.1:${server.port} within ${timeoutMs} ms: ${logTail(server)}`,
+  );
+}
+
+function tcpProbe(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.setTimeout(500);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+function udpProbe(port) {
+  return new Promise((resolve) => {
+    const socket = dgram.createSocket('udp4');
+    const done = (ok) => {
+      clearTimeout(timer);
+      socket.close();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), 300);
+    socket.on('message', (msg) => done(msg.toString() === 'ready?'));
+    socket.on('error', () => done(false));
+    socket.send('ready?', port, '127.0.0.1');
+  });
+}
