@@ -10,14 +10,25 @@ export class ConnectionTracker {
   readonly #open = new Set<Socket>();
   #idleWaiters: (() => void)[] = [];
   readonly #metrics: Metrics | undefined;
+  #registered = false;
 
-  constructor(metrics?: Metrics) {
+  /**
+   * @param options.eager register `net_connections_open`, `net_connections_total` and
+   *   `net_connection_duration_seconds` now (default), so that a TCP service shows `net_connections_open 0` before
+   *   its first client; `false` registers them on the first `add()` only, so a UDP service never shows them.
+   */
+  constructor(metrics?: Metrics, options: { eager?: boolean } = {}) {
     this.#metrics = metrics;
-    if (metrics) {
-      metrics.collect('net_connections_open', () => this.#open.size);
-      metrics.counter('net_connections_total');
-      metrics.histogram('net_connection_duration_seconds');
-    }
+    if (options.eager !== false) this.#register();
+  }
+
+  #register(): void {
+    const metrics = this.#metrics;
+    if (!metrics || this.#registered) return;
+    this.#registered = true;
+    metrics.collect('net_connections_open', () => this.#open.size);
+    metrics.counter('net_connections_total');
+    metrics.histogram('net_connection_duration_seconds');
   }
 
   /** Number of open connections. */
@@ -27,6 +38,7 @@ export class ConnectionTracker {
 
   /** Tracks a socket until it closes; counts it and observes its lifetime when it does. */
   add(socket: Socket): void {
+    if (!this.#registered) this.#register();
     this.#open.add(socket);
     this.#metrics?.counter('net_connections_total').inc();
     const opened = performance.now();

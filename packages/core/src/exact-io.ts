@@ -4,6 +4,7 @@
  * the middle is an error that must say how much did arrive.
  */
 import type net from 'node:net';
+import { getSystemErrorName } from 'node:util';
 import {
   AbortedError,
   PeerResetError,
@@ -12,6 +13,7 @@ import {
   SocketClosedError,
   TimeoutError,
 } from './errors.js';
+import { readSocketOption, SO_ERROR, SOL_SOCKET } from './sockopt.js';
 
 /** Options shared by the reads. */
 export interface ReadOptions {
@@ -45,6 +47,58 @@ export function classifyClose(err?: unknown): CloseKind {
   return code === 'ECONNRESET' || code === 'EPIPE' ? 'reset' : 'error';
 }
 
+/** Pending errors taken off sockets by {@link closeKind}: reading SO_ERROR clears it, so the answer is kept. */
+const pendingErrors = new WeakMap<net.Socket, NodeJS.ErrnoException>();
+
+/**
+ * How a socket's connection ended, like {@link classifyClose} but also right when Node reports a clean end that
+ * was a reset. On Linux a RST that arrives right behind data (or after our own FIN) reaches Node as `'end'`, not
+ * as ECONNRESET: libuv reads the data, sees the hang-up in the same poll and reports EOF without reading again
+ * (uv__stream_io's POLLHUP short cut; seen with Node 20's libuv 1.46, while Node 24's 1.52 reads again and reports
+ * the ECONNRESET itself). The kernel still holds ECONNRESET as the socket's pending error (SO_ERROR,
+ * socket(7)), which this reads while the socket still has its descriptor: in or before its `'end'` listener, not
+ * in `'close'`. Reading clears the kernel's copy, so the answer is kept per socket and every later call (and the
+ * reads of this module) sees it too.
+ *
+ * With an `err` other than a PrematureEofError, the result is `classifyClose(err)`. Without a descriptor (closed,
+ * a TLS or in-memory stream) or off Linux, it falls back to `socket.errored`, else `eof`.
+ *
+ * @example socket.on('end', () => log.info({ close: closeKind(socket) }));
+ * @throws never.
+ */
+export function closeKind(socket: net.Socket, err?: unknown): CloseKind {
+  if (err !== undefined && err !== null && !(err instanceof PrematureEofError)) return classifyClose(err);
+  const pending = pendingError(socket);
+  if (pending) return classifyClose(pending);
+  return classifyClose(socket.errored ?? undefined);
+}
+
+/** The socket's pending error from SO_ERROR (kept once read), or undefined when none or unreadable. */
+function pendingError(socket: net.Socket): NodeJS.ErrnoException | undefined {
+  const kept = pendingErrors.get(socket);
+  if (kept) return kept;
+  let errno: number;
+  try {
+    errno = readSocketOption(socket, SOL_SOCKET, SO_ERROR);
+  } catch {
+    return undefined; // no descriptor any more, not a TCP/Unix handle, or no libc access (not Linux)
+  }
+  if (errno === 0) return undefined;
+  let code = `errno ${errno}`;
+  try {
+    code = getSystemErrorName(-errno);
+  } catch {
+    // An errno libuv does not know keeps its number.
+  }
+  const error: NodeJS.ErrnoException = Object.assign(new Error(`read ${code}`), {
+    code,
+    errno: -errno,
+    syscall: 'read',
+  });
+  pendingErrors.set(socket, error);
+  return error;
+}
+
 /**
  * Reads exactly `n` bytes. Bytes beyond `n` are never taken off the socket, so the next reader sees them. The socket
  * is left paused (no data flows until somebody reads) and every listener added here is removed.
@@ -53,7 +107,8 @@ export function classifyClose(err?: unknown): CloseKind {
  * @example const header = await readExactly(socket, 4); const body = await readExactly(socket, header.readUInt32BE());
  * @throws {PrematureEofError} `NET_ERR_PREMATURE_EOF` when the peer ends the stream first; `received` and `data`
  *   hold what arrived.
- * @throws {PeerResetError} `NET_ERR_PEER_RESET` on ECONNRESET or EPIPE.
+ * @throws {PeerResetError} `NET_ERR_PEER_RESET` on ECONNRESET or EPIPE, also when the reset reached Node as an end
+ *   of stream (see {@link closeKind}).
  * @throws {SocketClosedError} `NET_ERR_SOCKET_CLOSED` when the socket is destroyed locally.
  * @throws {TimeoutError} `NET_ERR_TIMEOUT` when `timeoutMs` passes first (bytes read so far are put back).
  * @throws {AbortedError} `NET_ERR_ABORTED` when `signal` aborts first (bytes read so far are put back).
@@ -76,7 +131,8 @@ export function readExactly(socket: net.Socket, n: number, options: ReadOptions 
  *
  * @example const request = await readToEnd(socket, { limit: 64 * 1024, timeoutMs: 10_000 });
  * @throws {SizeLimitError} `NET_ERR_SIZE_LIMIT` when more than `limit` bytes arrive.
- * @throws {PeerResetError} `NET_ERR_PEER_RESET` on ECONNRESET or EPIPE.
+ * @throws {PeerResetError} `NET_ERR_PEER_RESET` on ECONNRESET or EPIPE, also when the reset reached Node as an end
+ *   of stream (see {@link closeKind}).
  * @throws {SocketClosedError} `NET_ERR_SOCKET_CLOSED` when the socket is destroyed locally.
  * @throws {TimeoutError} `NET_ERR_TIMEOUT` when `timeoutMs` passes first (bytes read so far are put back).
  * @throws {AbortedError} `NET_ERR_ABORTED` when `signal` aborts first (bytes read so far are put back).
@@ -225,7 +281,10 @@ function pull(socket: net.Socket, options: ReadOptions, spec: PullSpec): Promise
       }
     }
     function onEnd(): void {
-      settle(spec.atEnd(collected()));
+      // A reset can look like an orderly end (see closeKind): the kernel's pending error tells them apart.
+      const reset = pendingError(socket);
+      if (reset) settle({ error: toReadError(reset, received) });
+      else settle(spec.atEnd(collected()));
     }
     function onError(err: Error): void {
       settle({ error: toReadError(err, received) });

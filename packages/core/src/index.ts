@@ -14,12 +14,14 @@ export * from './metrics.js';
 export * from './proxy-protocol.js';
 export * from './reflection-guard.js';
 export * from './reuse-port.js';
+export * from './rlimit.js';
 export * from './serve-options.js';
 export * from './service.js';
 export {
   getSocketFd,
   IPPROTO_TCP,
   readSocketOption,
+  SO_ERROR,
   SO_KEEPALIVE,
   SO_REUSEADDR,
   SO_REUSEPORT,

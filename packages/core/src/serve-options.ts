@@ -60,7 +60,19 @@ export function commonServeOptions(defaultPort: number) {
   } satisfies Schema;
 }
 
-/** Limits shared by the TCP services, with their defaults. */
+/**
+ * The settings a long-running command (`defineCommand({ runtime: true, ... })`) gets from the runtime: the admin
+ * endpoint and logging of `serve`, without the listening ones.
+ */
+export function commonCommandOptions() {
+  const { adminPort, adminHost, logLevel, logFormat, instance } = commonServeOptions(0);
+  return { adminPort, adminHost, logLevel, logFormat, instance } satisfies Schema;
+}
+
+/**
+ * Limits shared by the TCP services, with their defaults. Under the runtime, `ctx.config.maxConnections` is
+ * already lowered to what the descriptor limit allows (see {@link effectiveMaxConnections}).
+ */
 export function tcpLimitOptions(defaults: { maxConnections: number; idleTimeout: number }) {
   return {
     maxConnections: option({

@@ -20,8 +20,10 @@ import { type Endpoint, parseEndpoint } from './endpoint.js';
 import { ConfigError, NetError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { commonServeOptions, serveEndpoints } from './serve-options.js';
-import { answerMetricRequests, type Readiness, runDrain, runSupervisor, startAdmin } from './supervisor.js';
+import { describeDescriptorLimit, descriptorLimit, effectiveMaxConnections } from './rlimit.js';
+import { commonCommandOptions, commonServeOptions, serveEndpoints } from './serve-options.js';
+import { StartupSignals } from './startup-signals.js';
+import { answerMetricRequests, closeAdmin, type Readiness, runDrain, runSupervisor, startAdmin } from './supervisor.js';
 
 /** Exit codes shared by every service. */
 export const EXIT = {
@@ -37,6 +39,10 @@ export const EXIT = {
 } as const;
 
 type CommonConfig = ConfigOf<ReturnType<typeof commonServeOptions>>;
+type CommandConfig = ConfigOf<ReturnType<typeof commonCommandOptions>>;
+
+/** What a service serves on: decides which metrics and wording apply (see {@link ServiceDefinition.transport}). */
+export type Transport = 'tcp' | 'udp' | 'both';
 
 /** What `serve` gets from the runtime. */
 export interface ServeContext<C> {
@@ -67,15 +73,48 @@ export interface RunningService {
   reload?(): Promise<void> | void;
 }
 
-/** A command other than `serve` (client, check, watch, demo): returns its exit code. */
-export interface CommandDef<S extends Schema> {
+interface CommandBase<S extends Schema> {
   description: string;
   /** Positional arguments in the usage line, e.g. `HOST:PORT [MESSAGE...]`. */
   args?: string;
   maxPositionals?: number;
   options: S;
+}
+
+/** A short command (client, check, demo): prints to stdout/stderr itself and returns its exit code. */
+export interface PlainCommandDef<S extends Schema> extends CommandBase<S> {
+  runtime?: false;
   run(input: { config: ConfigOf<S>; positionals: string[] }): Promise<number>;
 }
+
+/** What a `runtime: true` command gets. */
+export interface RuntimeCommandInput<S extends Schema> {
+  /** The command's settings plus `--admin-port`, `--admin-host`, `--log-level`, `--log-format`, `--instance`. */
+  config: ConfigOf<S> & CommandConfig;
+  positionals: string[];
+  log: Logger;
+  metrics: Metrics;
+  /** `/readyz` and `net_ready` follow `readiness.ready`: set it true once the command does its job. */
+  readiness: Readiness;
+  /** The admin endpoint's URL when `--admin-port` is set. */
+  admin: { url: string } | undefined;
+  /** Aborted by the first SIGTERM/SIGINT (reason: the signal's name): finish and return the exit code. */
+  signal: AbortSignal;
+}
+
+/**
+ * A long-running command (watch): the runtime gives it a logger, metrics, the admin endpoint and signal handling,
+ * like `serve`, and adds the common settings to its schema. A second signal exits 130 at once.
+ */
+export interface RuntimeCommandDef<S extends Schema> extends CommandBase<S> {
+  runtime: true;
+  /** Where the log goes; default stdout. `stderr` leaves stdout to the command's results. */
+  logDestination?(config: ConfigOf<S> & CommandConfig): 'stdout' | 'stderr';
+  run(input: RuntimeCommandInput<S>): Promise<number>;
+}
+
+/** A command other than `serve` (client, check, watch, demo): returns its exit code. */
+export type CommandDef<S extends Schema> = PlainCommandDef<S> | RuntimeCommandDef<S>;
 
 export interface ServiceDefinition<S extends Schema> {
   /** The bin name, e.g. `echo-tcp`. */
@@ -89,6 +128,11 @@ export interface ServiceDefinition<S extends Schema> {
   options: S;
   /** Whether `--workers` is offered (the service's options must then include `workersOption()`). */
   workers?: boolean;
+  /**
+   * What `serve` listens on (default `tcp`). `tcp` and `both` show the connection metrics (`net_connections_open`
+   * 0 from the start); `udp` never does. It also words the `--workers` balancing on Node without SO_REUSEPORT.
+   */
+  transport?: Transport;
   serve(ctx: ServeContext<ConfigOf<S>>): Promise<RunningService>;
   /** Other subcommands, e.g. `client` and `check`. */
   commands?: Record<string, CommandDef<Schema>>;
@@ -100,6 +144,8 @@ export function defineService<S extends Schema>(def: ServiceDefinition<S>): Serv
 }
 
 /** Declares a subcommand with its types checked. */
+export function defineCommand<S extends Schema>(def: RuntimeCommandDef<S>): CommandDef<Schema>;
+export function defineCommand<S extends Schema>(def: PlainCommandDef<S>): CommandDef<Schema>;
 export function defineCommand<S extends Schema>(def: CommandDef<S>): CommandDef<Schema> {
   return def as unknown as CommandDef<Schema>;
 }
@@ -123,7 +169,11 @@ export async function runService<S extends Schema>(
     process.exit(EXIT.OK);
   }
   const command = commandName === 'serve' ? undefined : commands[commandName];
-  const schema: Schema = command ? command.options : { ...commonServeOptions(def.defaultPort), ...def.options };
+  const schema: Schema = command
+    ? command.runtime
+      ? { ...commonCommandOptions(), ...command.options }
+      : command.options
+    : { ...commonServeOptions(def.defaultPort), ...def.options };
   if (rest.includes('--help') || rest.includes('-h')) {
     const names = ['serve', ...Object.keys(commands)];
     const extra = `Commands: ${names.join(', ')} (default: serve). Run \`${def.name} COMMAND --help\` for each.\nExit codes: 0 ok, 1 failure, 2 bad usage or configuration, 70 uncaught error, 130 interrupted during drain.`;
@@ -158,7 +208,9 @@ export async function runService<S extends Schema>(
   if (command) {
     let code: number;
     try {
-      code = await command.run({ config: parsed.values, positionals: parsed.positionals });
+      code = command.runtime
+        ? await runRuntimeCommand(def, commandName, command, schema, parsed)
+        : await command.run({ config: parsed.values, positionals: parsed.positionals });
     } catch (err) {
       process.stderr.write(`${def.name} ${commandName}: ${(err as Error).message}\n`);
       code = err instanceof ConfigError ? EXIT.USAGE : EXIT.FAILURE;
@@ -170,7 +222,73 @@ export async function runService<S extends Schema>(
   await serve(def, parsed as unknown as ParsedConfig<S>);
 }
 
+/** Runs a `runtime: true` command: logger, metrics, admin endpoint, signals; resolves with its exit code. */
+async function runRuntimeCommand<S extends Schema>(
+  def: ServiceDefinition<S>,
+  name: string,
+  command: RuntimeCommandDef<Schema>,
+  schema: Schema,
+  parsed: ParsedConfig<Schema>,
+): Promise<number> {
+  const controller = new AbortController();
+  const readiness: Readiness = { ready: false };
+  let log: Logger | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      log?.warn({ signal }, 'second signal: exiting at once');
+      process.exit(EXIT.INTERRUPTED);
+    }
+    readiness.ready = false;
+    log?.info({ signal }, 'stopping');
+    controller.abort(signal);
+  };
+  // First thing: a signal during start-up must reach the command too, not kill the process.
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const config = parsed.values as ConfigOf<Schema> & CommandConfig;
+  log = createLogger({
+    service: def.name,
+    instance: config.instance,
+    level: config.logLevel,
+    format: config.logFormat,
+    ...(command.logDestination?.(config) === 'stderr' ? { destination: process.stderr } : {}),
+  });
+  installCrashHandlers(log);
+  log.info({ command: name, config: describeConfig(schema, config) }, 'starting');
+  const metrics = new Metrics({ service: def.name, instance: config.instance, version: def.version });
+  metrics.collect('net_ready', () => (readiness.ready ? 1 : 0));
+  let admin: Awaited<ReturnType<typeof startAdmin>>;
+  try {
+    admin = await startAdmin(config, readiness, async () => ({
+      contentType: metrics.contentType,
+      body: await metrics.render(),
+    }));
+  } catch (err) {
+    throw new Error(`cannot start the admin endpoint: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    const code = await command.run({
+      config,
+      positionals: parsed.positionals,
+      log,
+      metrics,
+      readiness,
+      admin: admin ? { url: admin.url } : undefined,
+      signal: controller.signal,
+    });
+    log.info({ exitCode: code }, 'stopped');
+    return code;
+  } finally {
+    readiness.ready = false;
+    closeAdmin(admin);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+}
+
 async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: ParsedConfig<S>): Promise<void> {
+  // First thing: a SIGTERM/SIGINT before the drain's handlers exist must not take the default action.
+  const startup = new StartupSignals();
   const config = parsed.values as ConfigOf<S> & CommonConfig;
   const sources = parsed.sources as Record<string, 'flag' | 'env' | 'default'>;
   const log = createLogger({
@@ -179,15 +297,26 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
     level: config.logLevel,
     format: config.logFormat,
   });
+  startup.log = log;
   installCrashHandlers(log);
+  const transport = def.transport ?? 'tcp';
 
   const requested = (config as { workers?: number | 'auto' }).workers ?? 1;
   const workerCount = requested === 'auto' ? availableParallelism() : requested;
   const isWorker = cluster.isWorker && process.env.NET_WORKER_ID !== undefined;
 
+  let limit: ReturnType<typeof descriptorLimit> | undefined;
+  try {
+    limit = descriptorLimit();
+  } catch {
+    limit = undefined; // not Linux, or koffi missing: the limit is unknown, the start goes on
+  }
   if (!isWorker) {
     log.info(
-      { config: describeConfig({ ...commonServeOptions(def.defaultPort), ...def.options }, config) },
+      {
+        config: describeConfig({ ...commonServeOptions(def.defaultPort), ...def.options }, config),
+        ...(limit ? { descriptorLimit: describeDescriptorLimit(limit) } : {}),
+      },
       'starting',
     );
     // Variables of the other commands (a client's ECHO_TCP_TIMEOUT) are known too, just not to `serve`.
@@ -198,6 +327,12 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
     );
     for (const name of parsed.unknownEnv.filter((n) => !otherCommands.has(n)))
       log.warn({ variable: name }, `${name} matches no setting of ${def.name} and is ignored`);
+  }
+  // Past the descriptor limit libuv drops connections silently (see rlimit.ts): lower the limit to what can be kept,
+  // with one warning (the primary of --workers warns, its workers log at debug).
+  const withLimit = config as { maxConnections?: unknown };
+  if (transport !== 'udp' && typeof withLimit.maxConnections === 'number') {
+    withLimit.maxConnections = effectiveMaxConnections(withLimit.maxConnections, log);
   }
   let endpoints: Endpoint[];
   try {
@@ -212,12 +347,19 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
   }
 
   if (def.workers && workerCount > 1 && !isWorker) {
-    await runSupervisor({ def: def as unknown as ServiceDefinition<never>, config, log, workerCount, endpoints });
+    await runSupervisor({
+      def: def as unknown as ServiceDefinition<never>,
+      config,
+      log,
+      workerCount,
+      endpoints,
+      startup,
+    });
     return;
   }
 
   const metrics = new Metrics({ service: def.name, instance: config.instance, version: def.version });
-  const connections = new ConnectionTracker(metrics);
+  const connections = new ConnectionTracker(metrics, { eager: transport !== 'udp' });
   const worker = isWorker
     ? {
         id: Number(process.env.NET_WORKER_ID),
@@ -239,6 +381,7 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
         body: await metrics.render(),
       }));
     }
+    startup.starting();
     running = await def.serve({ config, sources, log, metrics, endpoints, connections, worker });
   } catch (err) {
     // A service may validate a combination of settings in serve(): that is bad configuration too (exit 2).
@@ -252,7 +395,19 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
     process.stderr.write(`${def.name}: ${message}\n`);
     process.exit(EXIT.FAILURE);
   }
-  await runDrain({ config, log, metrics, connections, running, worker, admin, readiness });
+  // The drain's handlers replace the start-up ones in the same tick: no signal can fall between them.
+  startup.dispose();
+  await runDrain({
+    config,
+    log,
+    metrics,
+    connections,
+    running,
+    worker,
+    admin,
+    readiness,
+    ...(startup.received ? { pendingSignal: startup.received } : {}),
+  });
 }
 
 function installCrashHandlers(log: Logger): void {

@@ -13,6 +13,8 @@ import { SocketOptionError, SocketOptionUnsupportedError } from './errors.js';
 // <sys/socket.h>, <netinet/in.h>, <netinet/tcp.h> on Linux.
 export const SOL_SOCKET = 1;
 export const SO_REUSEADDR = 2;
+/** The socket's pending error (socket(7)); reading it clears it. */
+export const SO_ERROR = 4;
 export const SO_KEEPALIVE = 9;
 export const SO_REUSEPORT = 15;
 export const IPPROTO_TCP = 6;
@@ -38,6 +40,8 @@ interface Libc {
   close(fd: number): number;
   inet_pton(family: number, source: string, destination: Buffer): number;
   if_nametoindex(name: string): number;
+  /** getrlimit(resource, struct rlimit *): two rlim_t (64-bit on every Linux ABI we support). */
+  getrlimit(resource: number, limits: Buffer): number;
   errno(): number;
 }
 
@@ -67,6 +71,7 @@ export function loadLibc(option: string): Libc {
       close: lib.func('int close(int fd)'),
       inet_pton: lib.func('int inet_pton(int family, const char *source, void *destination)'),
       if_nametoindex: lib.func('uint32_t if_nametoindex(const char *name)'),
+      getrlimit: lib.func('int getrlimit(int resource, void *limits)'),
       errno: () => koffi.errno(),
     };
     return libc;

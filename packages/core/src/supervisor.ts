@@ -4,8 +4,9 @@
  * Drain (one process): mark not ready (so /readyz answers 503 and load balancers stop sending), stop accepting,
  * let open connections finish for the drain period, close what remains, exit 0. A second signal exits at once
  * with 130. Workers: a cluster primary forks N workers that each run the service; with SO_REUSEPORT (Node >= 22.12)
- * each worker owns a listening socket and the kernel spreads connections, else node:cluster's primary accepts and
- * hands connections round-robin. A dead worker takes only its own connections with it and is restarted.
+ * each worker owns a listening socket and the kernel spreads connections and datagrams, else node:cluster shares
+ * the primary's sockets: its primary accepts TCP connections and hands them round-robin, while a UDP socket is
+ * one socket read by every worker. A dead worker takes only its own connections with it and is restarted.
  */
 import cluster, { type Worker } from 'node:cluster';
 import dgram from 'node:dgram';
@@ -19,7 +20,8 @@ import { boundEndpoint, listen } from './listen.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { reusePortSupport } from './reuse-port.js';
-import type { RunningService, ServiceDefinition } from './service.js';
+import type { RunningService, ServiceDefinition, Transport } from './service.js';
+import type { StartupSignals } from './startup-signals.js';
 
 interface LifecycleConfig {
   adminPort: number | undefined;
@@ -35,7 +37,7 @@ export interface Readiness {
 
 /** Starts the admin endpoint when configured; returns its server and URL. */
 export async function startAdmin(
-  config: LifecycleConfig,
+  config: Pick<LifecycleConfig, 'adminPort' | 'adminHost'>,
   readiness: Readiness,
   render: () => Promise<{ contentType: string; body: string }>,
 ): Promise<{ server: Server; url: string } | undefined> {
@@ -48,7 +50,8 @@ export async function startAdmin(
   return { server, url: `http://${host}:${port}` };
 }
 
-function closeAdmin(admin: { server: Server } | undefined): void {
+/** Closes the admin endpoint and its keep-alive connections. */
+export function closeAdmin(admin: { server: Server } | undefined): void {
   if (!admin) return;
   admin.server.closeAllConnections();
   admin.server.close();
@@ -64,6 +67,8 @@ export async function runDrain(input: {
   worker: { id: number } | undefined;
   admin: { server: Server; url: string } | undefined;
   readiness: Readiness;
+  /** A SIGTERM/SIGINT that arrived while the service was starting: drain at once, never announce readiness. */
+  pendingSignal?: NodeJS.Signals;
 }): Promise<void> {
   const { config, log, connections, running, worker, admin, readiness } = input;
   let draining = false;
@@ -119,6 +124,10 @@ export async function runDrain(input: {
   });
   // A worker whose primary died must not live on unsupervised.
   if (worker) process.on('disconnect', () => onSignal('SIGTERM'));
+  if (input.pendingSignal) {
+    onSignal(input.pendingSignal);
+    return;
+  }
   // Handlers first, the ready line last: whoever reads the line may signal at once, and a SIGTERM that arrived
   // before process.on('SIGTERM') would kill the process with the default action instead of draining it.
   readiness.ready = true;
@@ -220,6 +229,38 @@ async function freePortFor(e: Exclude<Endpoint, { kind: 'unix' }>): Promise<numb
   throw new Error(`no port free for both TCP and UDP found for ${formatEndpoint(e)}`);
 }
 
+/**
+ * How `--workers` spreads the load, for the ready line's `balancing` field, and the warning to log when the
+ * service has to fall back on node:cluster's sharing (no SO_REUSEPORT in this Node). node:cluster shares a TCP
+ * listener by accepting in the primary and handing each connection to a worker in turn; it shares a UDP socket by
+ * handing the same socket to every worker, so whichever worker reads first gets a datagram (no round-robin).
+ */
+export function describeBalancing(
+  transport: Transport,
+  reusePort: boolean,
+  workerCount: number,
+  nodeVersion: string = process.version,
+): { balancing: string; warning?: string } {
+  if (reusePort) return { balancing: 'SO_REUSEPORT' };
+  const lead = `SO_REUSEPORT is not available on Node ${nodeVersion}: ${workerCount} workers share`;
+  if (transport === 'udp') {
+    return {
+      balancing: 'node:cluster shared socket',
+      warning: `${lead} one UDP socket through node:cluster; every worker reads from it, and whichever reads first gets each datagram (no even spread)`,
+    };
+  }
+  if (transport === 'both') {
+    return {
+      balancing: 'node:cluster round-robin (TCP), shared socket (UDP)',
+      warning: `${lead} the ports through node:cluster: the primary accepts TCP connections and hands them round-robin, while every worker reads one shared UDP socket and whichever reads first gets each datagram`,
+    };
+  }
+  return {
+    balancing: 'node:cluster round-robin',
+    warning: `${lead} the port through node:cluster, whose primary accepts and hands connections round-robin`,
+  };
+}
+
 /** Runs the cluster primary of `--workers N`: forks, restarts, aggregates metrics, drains. */
 export async function runSupervisor(input: {
   def: ServiceDefinition<never>;
@@ -228,15 +269,13 @@ export async function runSupervisor(input: {
   workerCount: number;
   /** The endpoints every worker listens on (port 0 is made concrete here under SO_REUSEPORT). */
   endpoints?: readonly Endpoint[];
+  /** The start-up signal handlers, replaced here by the primary's own once the workers are forked. */
+  startup?: StartupSignals;
 }): Promise<void> {
   const { def, config, log, workerCount } = input;
   const reusePort = reusePortSupport() === 'native';
-  const balancing = reusePort ? 'SO_REUSEPORT' : 'node:cluster round-robin';
-  if (!reusePort) {
-    log.warn(
-      `SO_REUSEPORT is not available on Node ${process.version}: ${workerCount} workers share the port through node:cluster, whose primary accepts and hands connections round-robin`,
-    );
-  }
+  const { balancing, warning } = describeBalancing(def.transport ?? 'tcp', reusePort, workerCount);
+  if (warning) log.warn(warning);
   const metrics = new Metrics({
     service: def.name,
     instance: config.instance,
@@ -340,6 +379,7 @@ export async function runSupervisor(input: {
       process.exit(70);
     });
   };
+  input.startup?.dispose();
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 }

@@ -14,7 +14,8 @@ import {
   SocketClosedError,
   TimeoutError,
 } from '../src/errors.js';
-import { classifyClose, readExactly, readToEnd, writeAll } from '../src/exact-io.js';
+import { classifyClose, closeKind, readExactly, readToEnd, writeAll } from '../src/exact-io.js';
+import { readSocketOption, SO_ERROR, SOL_SOCKET } from '../src/sockopt.js';
 
 type Transport = 'IPv4' | 'IPv6' | 'Unix';
 
@@ -152,6 +153,22 @@ describe('readExactly', () => {
     expect(classifyClose(err)).toBe('reset');
   });
 
+  it.skipIf(process.platform !== 'linux')(
+    'rejects with PeerResetError, not PrematureEofError, when the RST lands right behind the data (Node sees an end)',
+    async () => {
+      const { client, peer } = await pair();
+      const reading = readExactly(client, 100);
+      // Data and RST in one go: libuv reads the data, sees the hang-up and reports EOF without reading again.
+      peer.write('hello');
+      peer.resetAndDestroy();
+      const err = await rejection(reading);
+      expect(err).toBeInstanceOf(PeerResetError);
+      expect(err).toMatchObject({ code: 'NET_ERR_PEER_RESET', received: 5 });
+      expect((err as Error).cause).toMatchObject({ code: 'ECONNRESET' });
+      expect(classifyClose(err)).toBe('reset');
+    },
+  );
+
   it('rejects with SocketClosedError when the socket is destroyed locally during the read', async () => {
     const { client } = await pair();
     const reading = readExactly(client, 10);
@@ -213,6 +230,19 @@ describe('readToEnd', () => {
     peer.resetAndDestroy();
     await expect(reading).rejects.toBeInstanceOf(PeerResetError);
   });
+
+  it.skipIf(process.platform !== 'linux')(
+    'rejects with PeerResetError instead of resolving when the RST lands right behind the data',
+    async () => {
+      const { client, peer } = await pair();
+      const reading = readToEnd(client, { limit: 1_000 });
+      peer.write(bytes(300));
+      peer.resetAndDestroy();
+      const err = await rejection(reading);
+      expect(err).toBeInstanceOf(PeerResetError);
+      expect(err).toMatchObject({ received: 300 });
+    },
+  );
 
   it('rejects with TimeoutError when the peer never ends the stream', async () => {
     const { client } = await pair();
@@ -288,5 +318,96 @@ describe('classifyClose', () => {
     peer.resetAndDestroy();
     const [err] = (await failed) as [Error];
     expect(classifyClose(err)).toBe('reset');
+  });
+});
+
+describe('closeKind', () => {
+  /**
+   * A client whose reads are stopped in libuv (an `onread` socket stops reading on pause()), so that a reset waits
+   * in the kernel as the socket's pending error: the state Node 20 (libuv 1.46) leaves behind when it reports a
+   * RST right behind data as 'end'. Newer libuv (Node 24) reads again and reports ECONNRESET itself.
+   */
+  async function stoppedPair(): Promise<Pair & { received: () => number }> {
+    const server = net.createServer({ allowHalfOpen: true });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    let received = 0;
+    const client = net.connect({
+      host: '127.0.0.1',
+      port: (server.address() as net.AddressInfo).port,
+      allowHalfOpen: true,
+      onread: {
+        buffer: Buffer.alloc(1024),
+        callback: (n: number) => {
+          received += n;
+          return true;
+        },
+      },
+    });
+    const [[peer]] = (await Promise.all([once(server, 'connection'), once(client, 'connect')])) as [
+      [net.Socket],
+      unknown,
+    ];
+    server.close();
+    cleanups.push(() => {
+      client.destroy();
+      peer.destroy();
+    });
+    return { client, peer, received: () => received };
+  }
+
+  it.skipIf(process.platform !== 'linux')(
+    "reads a reset from the kernel's pending error (SO_ERROR) that Node has not seen, and keeps the answer",
+    async () => {
+      const { client, peer, received } = await stoppedPair();
+      client.pause();
+      const peerClosed = once(peer, 'close');
+      peer.write('data');
+      peer.resetAndDestroy();
+      await peerClosed; // on loopback the RST has been delivered by the time the sender's close is reported
+      expect(closeKind(client)).toBe('reset');
+      // Reading SO_ERROR cleared the kernel's copy: Node now reads the data and an orderly-looking end...
+      const ended = once(client, 'end');
+      client.on('error', () => {});
+      client.resume();
+      await ended;
+      expect(received()).toBe(4);
+      expect(readSocketOption(client, SOL_SOCKET, SO_ERROR)).toBe(0);
+      // ...and closeKind still says what it was.
+      expect(closeKind(client)).toBe('reset');
+    },
+  );
+
+  it.skipIf(process.platform !== 'linux')(
+    'says reset for a RST right behind data, however this Node reports it, and eof for an orderly FIN',
+    async () => {
+      const ending = (client: net.Socket) =>
+        new Promise<string>((resolve) => {
+          client.on('data', () => {});
+          client.once('end', () => resolve(closeKind(client)));
+          client.once('error', (err) => resolve(closeKind(client, err)));
+        });
+      const reset = await pair();
+      const resetKind = ending(reset.client);
+      reset.peer.write('data');
+      reset.peer.resetAndDestroy();
+      expect(await resetKind).toBe('reset');
+
+      const orderly = await pair();
+      const orderlyKind = ending(orderly.client);
+      orderly.peer.end('data');
+      expect(await orderlyKind).toBe('eof');
+    },
+  );
+
+  it('classifies a given error like classifyClose, and a socket without a descriptor as its error or eof', async () => {
+    const errno = (code: string) => Object.assign(new Error(code), { code });
+    const { client } = await pair();
+    expect(closeKind(client, errno('ETIMEDOUT'))).toBe('error');
+    expect(closeKind(client, errno('EPIPE'))).toBe('reset');
+    expect(closeKind(client)).toBe('eof'); // open, nothing pending
+    client.destroy();
+    await once(client, 'close');
+    expect(closeKind(client)).toBe('eof');
   });
 });

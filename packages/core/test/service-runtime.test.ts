@@ -2,7 +2,7 @@
  * The service runtime as a process: the BUILT core (dist/) runs a tiny echo fixture; build it first with
  * `pnpm exec tsc -b`. Real processes and sockets on loopback; every process is killed after each test.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -10,6 +10,7 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { reusePortSupport } from '../src/reuse-port.js';
 
 // A real Prometheus text parser. It is a dependency of the sibling @net/testkit, resolved from there so that core
 // needs no extra install (core cannot depend on testkit, which depends on core).
@@ -20,6 +21,8 @@ const parseProm = createRequire(new URL('../../testkit/package.json', import.met
 ) => { name: string; help: string; type: string; metrics: { value?: string; labels?: Record<string, string> }[] }[];
 
 const fixture = fileURLToPath(new URL('./fixtures/tiny-echo.mjs', import.meta.url));
+const udpFixture = fileURLToPath(new URL('./fixtures/tiny-udp.mjs', import.meta.url));
+const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
 const built = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 
 interface Line {
@@ -41,8 +44,20 @@ interface Proc {
 
 const children = new Set<ChildProcess>();
 
-function run(args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, [fixture, ...args], {
+interface RunOptions {
+  /** The fixture to run (default tiny-echo). */
+  script?: string;
+  /** Run under `prlimit --nofile=N:N` (prlimit execs node: the pid is node's). */
+  nofile?: number;
+}
+
+function run(args: string[], env: Record<string, string> = {}, options: RunOptions = {}): Proc {
+  const node = [options.script ?? fixture, ...args];
+  const [command, argv] =
+    options.nofile === undefined
+      ? [process.execPath, node]
+      : ['prlimit', [`--nofile=${options.nofile}:${options.nofile}`, '--', process.execPath, ...node]];
+  const child = spawn(command, argv, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // own process group: workers die with their primary in afterEach
@@ -93,8 +108,8 @@ function run(args: string[], env: Record<string, string> = {}): Proc {
   return { child, lines, raw, stderr: () => stderr, exited, waitFor };
 }
 
-async function start(args: string[], env: Record<string, string> = {}) {
-  const p = run(['serve', '--port', '0', '--admin-port', '0', ...args], env);
+async function start(args: string[], env: Record<string, string> = {}, options: RunOptions = {}) {
+  const p = run(['serve', '--port', '0', '--admin-port', '0', ...args], env, options);
   const ready = await p.waitFor((l) => l.msg.startsWith('ready:'));
   const endpoint = (ready.endpoints as string[])[0] as string;
   return { ...p, ready, port: Number(endpoint.slice(endpoint.lastIndexOf(':') + 1)), admin: ready.admin as string };
@@ -348,5 +363,132 @@ describe('--workers 2', () => {
     for (const s of survivors) s.end();
     p.child.kill('SIGTERM');
     expect((await p.exited).code).toBe(0);
+  });
+});
+
+describe('signals during start-up', () => {
+  it('drains and exits 0 when SIGTERM arrives while serve() is still starting, never announcing readiness', async () => {
+    const p = run(['serve', '--port', '0', '--start-delay', '1500', '--log-level', 'debug']);
+    await p.waitFor((l) => l.msg === 'serve: starting');
+    p.child.kill('SIGTERM');
+    await p.waitFor((l) => l.msg.startsWith('signal during start-up'));
+    expect(await p.exited, p.stderr()).toEqual({ code: 0, signal: null });
+    const messages = p.lines.map((l) => l.msg);
+    expect(messages.some((m) => m.startsWith('draining'))).toBe(true);
+    expect(messages.some((m) => m.startsWith('ready:'))).toBe(false);
+    expect(messages.at(-1)).toBe('stopped');
+  });
+
+  it('exits 130 at once on a second signal during start-up', async () => {
+    const p = run(['serve', '--port', '0', '--start-delay', '30000', '--log-level', 'debug']);
+    await p.waitFor((l) => l.msg === 'serve: starting');
+    p.child.kill('SIGTERM');
+    await p.waitFor((l) => l.msg.startsWith('signal during start-up'));
+    p.child.kill('SIGINT');
+    expect(await p.exited).toEqual({ code: 130, signal: null });
+  });
+});
+
+describe('descriptor limit', () => {
+  it('logs RLIMIT_NOFILE in the starting line', async () => {
+    const p = await start([]);
+    const starting = await p.waitFor((l) => l.msg === 'starting');
+    expect(starting.descriptorLimit).toEqual({
+      soft: expect.anything(),
+      hard: expect.anything(),
+    });
+  });
+
+  it.skipIf(!hasPrlimit)(
+    'under prlimit --nofile=256 lowers --max-connections 10000 to 192 with one warning, also with --workers 2',
+    async () => {
+      const one = await start(['--max-connections', '10000', '--log-level', 'debug'], {}, { nofile: 256 });
+      expect((await one.waitFor((l) => l.msg === 'starting')).descriptorLimit).toEqual({ soft: 256, hard: 256 });
+      const warnings = one.lines.filter((l) => l.level === 40 && l.msg.startsWith('--max-connections 10000 exceeds'));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({ maxConnections: 10_000, effective: 192 });
+      expect((await one.waitFor((l) => l.msg === 'serve: starting')).maxConnections).toBe(192);
+
+      const workers = await start(
+        ['--workers', '2', '--max-connections', '10000', '--log-level', 'debug'],
+        {},
+        { nofile: 256 },
+      );
+      const said = workers.lines.filter((l) => l.msg.startsWith('--max-connections 10000 exceeds'));
+      expect(said.filter((l) => l.level === 40)).toHaveLength(1);
+      expect(said.filter((l) => l.level === 20)).toHaveLength(2); // each worker, at debug
+      expect(workers.lines.filter((l) => l.msg === 'serve: starting').map((l) => l.maxConnections)).toEqual([192, 192]);
+    },
+  );
+});
+
+describe('transport', () => {
+  it('a TCP service shows net_connections_open 0 before its first client; a UDP service shows no connection metrics', async () => {
+    const tcp = await start([]);
+    const t = await scrape(tcp.admin);
+    expect(t.value('net_connections_open')).toBe(0);
+    expect(t.value('net_connections_total')).toBe(0);
+
+    const udp = await start([], {}, { script: udpFixture });
+    const u = await scrape(udp.admin);
+    expect(u.value('net_ready')).toBe(1);
+    const names = u.families.map((f) => f.name);
+    for (const name of ['net_connections_open', 'net_connections_total', 'net_connection_duration_seconds']) {
+      expect(names).not.toContain(name);
+    }
+  });
+
+  it.skipIf(reusePortSupport() === 'native')(
+    'words the --workers warning of a UDP service for a shared socket, not round-robin (Node without SO_REUSEPORT)',
+    async () => {
+      const udp = await start(['--workers', '2'], {}, { script: udpFixture });
+      const warning = udp.lines.find((l) => l.level === 40 && l.msg.startsWith('SO_REUSEPORT is not available'));
+      expect(warning?.msg).toContain('2 workers share one UDP socket through node:cluster');
+      expect(warning?.msg).not.toContain('round-robin');
+      expect(udp.ready.balancing).toBe('node:cluster shared socket');
+    },
+  );
+});
+
+describe('runtime: true commands', () => {
+  it('lists the common logging and admin settings in the command help', async () => {
+    const p = run(['watch', '--help']);
+    expect((await p.exited).code).toBe(0);
+    const help = p.raw.join('\n');
+    expect(help).toMatch(/^Usage: tiny-echo watch \[options\]/);
+    for (const flag of ['--admin-port', '--admin-host', '--log-level', '--log-format', '--instance', '--exit-code']) {
+      expect(help).toContain(flag);
+    }
+    expect(help).not.toContain('--drain-timeout');
+    expect(help).toMatch(/--admin-port .*Env: TINY_ECHO_ADMIN_PORT\./);
+  });
+
+  it('gives the command a logger, metrics and the admin endpoint; SIGTERM aborts its signal and it exits with its code', async () => {
+    const p = run(['watch', '--admin-port', '0', '--instance', 'w-1', '--exit-code', '7']);
+    const watching = await p.waitFor((l) => l.msg === 'watching');
+    expect(watching).toMatchObject({ instance: 'w-1', service: 'tiny-echo', level: 30, logLevel: 'info' });
+    const admin = watching.admin as string;
+    expect((await get(`${admin}/readyz`)).status).toBe(200);
+    const m = await scrape(admin);
+    expect(m.value('net_ready')).toBe(1);
+    expect(m.value('net_watch_reconnects_total')).toBe(1);
+    expect(m.families.find((f) => f.name === 'net_build_info')?.metrics[0]?.labels).toMatchObject({
+      version: '9.8.7',
+      instance: 'w-1',
+    });
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toEqual({ code: 7, signal: null });
+    expect(p.lines.find((l) => l.msg === 'watch: finishing')?.reason).toBe('SIGTERM');
+    expect(p.lines.at(-1)).toMatchObject({ msg: 'stopped', exitCode: 7 });
+  });
+
+  it('turns /readyz to 503 at the signal and exits 130 on a second one', async () => {
+    const p = run(['watch', '--admin-port', '0', '--linger', '30000']);
+    const admin = (await p.waitFor((l) => l.msg === 'watching')).admin as string;
+    p.child.kill('SIGINT');
+    await p.waitFor((l) => l.msg === 'watch: finishing');
+    expect((await get(`${admin}/readyz`)).status).toBe(503);
+    p.child.kill('SIGINT');
+    expect(await p.exited).toEqual({ code: 130, signal: null });
   });
 });

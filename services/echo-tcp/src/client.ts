@@ -5,8 +5,9 @@
  */
 import type { Socket } from 'node:net';
 import {
+  type CloseKind,
   ConfigError,
-  classifyClose,
+  closeKind,
   connect,
   decimal,
   type Endpoint,
@@ -14,8 +15,6 @@ import {
   formatEndpoint,
   option,
   parseEndpoint,
-  readSocketOption,
-  SOL_SOCKET,
 } from '@net/core';
 import { DEFAULT_PORT } from './config.js';
 
@@ -79,6 +78,7 @@ function exchange(socket: Socket, label: string, message: Buffer | undefined, ti
     let sent = 0;
     let received = 0;
     let failure: Error | undefined;
+    let ended: CloseKind | undefined;
     let timedOut = false;
     const stdin = process.stdin;
 
@@ -93,8 +93,10 @@ function exchange(socket: Socket, label: string, message: Buffer | undefined, ti
     socket.on('error', (err) => {
       failure ??= err;
     });
+    // A reset right behind the echo can reach Node as an orderly end (closeKind says why); only now, while the socket
+    // still has its descriptor, can the kernel tell the two apart.
     socket.on('end', () => {
-      if (endedByReset(socket)) failure ??= Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+      ended = closeKind(socket);
     });
     socket.setTimeout(timeoutMs, () => {
       timedOut = true;
@@ -102,7 +104,7 @@ function exchange(socket: Socket, label: string, message: Buffer | undefined, ti
     });
     socket.on('close', () => {
       if (message === undefined) stdin.pause();
-      const kind = timedOut ? 'timeout' : classifyClose(failure);
+      const kind = timedOut ? 'timeout' : failure ? closeKind(socket, failure) : (ended ?? 'eof');
       const how =
         kind === 'timeout'
           ? `nothing moved for ${timeoutMs / 1000} s: gave up`
@@ -145,21 +147,4 @@ function exchange(socket: Socket, label: string, message: Buffer | undefined, ti
     stdin.on('end', () => socket.end());
     socket.on('end', () => stdin.pause());
   });
-}
-
-/** SO_ERROR (socket(7); asm-generic/socket.h): the pending error of a socket, cleared by reading it. */
-const SO_ERROR = 4;
-const ECONNRESET = 104;
-
-/**
- * True when a socket that reported an orderly end actually received a reset. libuv turns a hang-up that arrives
- * together with the last data into an EOF without reading again (uv__stream_io's POLLHUP short cut), so after our
- * own FIN a peer's RST looks like a FIN to Node; the kernel still holds ECONNRESET as the socket's pending error.
- */
-export function endedByReset(socket: Socket): boolean {
-  try {
-    return readSocketOption(socket, SOL_SOCKET, SO_ERROR) === ECONNRESET;
-  } catch {
-    return false; // no handle any more, or no libc access (not Linux): trust what Node reported
-  }
 }

@@ -122,6 +122,15 @@ export class ConnectionHandler {
     else this.#begin(conn);
   }
 
+  /**
+   * A connection a listener closed before it reached us because that listener holds `server.maxConnections`
+   * (Node's 'drop' event): counted and warned about like the ones {@link accept} refuses.
+   */
+  dropped(): void {
+    this.#metrics.counter('net_connections_rejected_total').inc({ reason: 'max_connections' });
+    this.#maxConnectionsWarning.hit({ open: this.#connections.size });
+  }
+
   /** Counts and logs a failed accept on a listener (EMFILE, ENFILE...); the listener keeps going. */
   acceptError(err: NodeJS.ErrnoException): void {
     const code = err.code ?? 'unknown';

@@ -13,6 +13,7 @@ import {
   defineCommand,
   defineService,
   type Endpoint,
+  effectiveMaxConnections,
   formatEndpoint,
   listen,
   type RunningService,
@@ -47,13 +48,16 @@ export const service = defineService({
     if (config.tlsListen.length > 0 && (config.tlsCert === undefined || config.tlsKey === undefined)) {
       throw new Error('--tls-listen needs --tls-cert and --tls-key');
     }
+    // Never more connections than descriptors allow: past RLIMIT_NOFILE libuv closes new connections silently. The
+    // runtime has lowered the setting already (and warned); this returns the same number.
+    const maxConnections = effectiveMaxConnections(config.maxConnections, log);
     const tlsFiles =
       config.tlsCert !== undefined && config.tlsKey !== undefined
         ? { cert: config.tlsCert, key: config.tlsKey }
         : undefined;
     const handler = new ConnectionHandler({
       options: {
-        maxConnections: config.maxConnections,
+        maxConnections,
         idleTimeoutMs: Math.round(config.idleTimeout * 1000),
         maxBuffered: config.maxBuffered,
         greeting:
@@ -101,6 +105,10 @@ export const service = defineService({
           server.on('connection', (socket: net.Socket) => handler.accept(socket, proxied));
         }
         server.on('error', (err: NodeJS.ErrnoException) => handler.acceptError(err));
+        // Node closes a connection past maxConnections before creating a socket for it, and says so with 'drop'.
+        // Per listener; the handler's check covers the sum over every listener.
+        server.maxConnections = maxConnections;
+        server.on('drop', () => handler.dropped());
         servers.push({ server, kind });
         await listen(endpoint, {
           server,

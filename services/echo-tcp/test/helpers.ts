@@ -2,8 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { closeKind } from '@net/core';
 import { type ServiceProcess, type SpawnOptions, startService } from '@net/testkit';
-import { endedByReset } from '../src/client.js';
 
 /** The built bin (`pnpm exec tsc -b` first). */
 export const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -52,9 +52,9 @@ export function collect(socket: net.Socket): Promise<Ending> {
     socket.on('error', (err: NodeJS.ErrnoException) => {
       how = err.code === 'ECONNRESET' ? 'reset' : (err.code ?? err.message);
     });
-    // A reset right after data can reach Node as an EOF (see endedByReset): ask the kernel.
+    // A reset right after data can reach Node as an EOF (see closeKind): ask the kernel while it still can.
     socket.on('end', () => {
-      if (endedByReset(socket)) how = 'reset';
+      if (closeKind(socket) === 'reset') how = 'reset';
     });
     socket.on('close', () => resolve({ data: Buffer.concat(chunks), how }));
   });
