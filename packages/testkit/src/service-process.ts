@@ -30,6 +30,11 @@ export interface SpawnOptions {
   execArgv?: string[];
   /** How long to wait for the ready line (startService) or the exit (runToExit). Default 10 000 ms. */
   timeoutMs?: number;
+  /**
+   * A command that execs the service, e.g. `['prlimit', '--nofile=256:256']` to start it under a limit. It must
+   * exec (not fork), so that the child's pid is the service's own.
+   */
+  wrapper?: readonly string[];
 }
 
 /** A running service started by {@link startService}. */
@@ -111,7 +116,8 @@ interface Spawned {
 }
 
 function spawnBin(bin: string, args: readonly string[], options: SpawnOptions): Spawned {
-  const proc = spawn(process.execPath, [...(options.execArgv ?? []), bin, ...args], {
+  const command = [...(options.wrapper ?? []), process.execPath, ...(options.execArgv ?? []), bin, ...args];
+  const proc = spawn(command[0] as string, command.slice(1), {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group: stopAllServices() kills workers with their primary, and a Ctrl-C at the terminal
