@@ -11,12 +11,12 @@ export function pnpmCommand() {
   return ['npx', '--yes', `pnpm@${PNPM_VERSION}`];
 }
 
-/** Runs pnpm with args, inheriting stdio; exits the process on failure. */
-export function pnpm(args, options = {}) {
+/** Runs pnpm with args, inheriting stdio; exits the process on failure unless `allowFailure` is set. */
+export function pnpm(args, { allowFailure = false, ...options } = {}) {
   const [cmd, ...prefix] = pnpmCommand();
   const env = { TURBO_TELEMETRY_DISABLED: '1', ...process.env, ...options.env };
   const r = spawnSync(cmd, [...prefix, ...args], { stdio: 'inherit', ...options, env });
-  if (r.status !== 0) {
+  if (r.status !== 0 && !allowFailure) {
     console.error(`pnpm ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
     process.exit(r.status || 1);
   }

@@ -28,10 +28,14 @@ if (!process.argv.includes('--no-install')) {
 // Never run network services as root: drop to nobody when we are root and nobody can read the checkout.
 let credentials = {};
 if (process.getuid?.() === 0) {
-  const probe = spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(join(root, 'package.json'))})`], {
-    uid: 65534,
-    gid: 65534,
-  });
+  const probe = spawnSync(
+    process.execPath,
+    ['-e', `require('fs').accessSync(${JSON.stringify(join(root, 'package.json'))})`],
+    {
+      uid: 65534,
+      gid: 65534,
+    },
+  );
   if (probe.status === 0) credentials = { uid: 65534, gid: 65534 };
   else console.error('start: running as root, but user nobody cannot read this checkout; services run as root');
 }

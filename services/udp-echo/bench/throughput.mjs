@@ -20,7 +20,9 @@ function cpuSeconds(pid) {
 }
 
 async function run(label, args) {
-  const server = spawn(process.execPath, [bin, '--port', '0', '--log-format', 'json', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const server = spawn(process.execPath, [bin, '--port', '0', '--log-format', 'json', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let port;
   for await (const chunk of server.stdout) {
     const m = /"endpoints":\["127\.0\.0\.1:(\d+)"/.exec(String(chunk));
@@ -54,4 +56,11 @@ async function run(label, args) {
 }
 
 await run('no limits', ['--rate-limit-packets', '0', '--rate-limit-bytes', '0']);
-await run('rate limiter on', ['--rate-limit-packets', '10000000', '--rate-limit-packet-burst', '10000000', '--rate-limit-bytes', '0']);
+await run('rate limiter on', [
+  '--rate-limit-packets',
+  '10000000',
+  '--rate-limit-packet-burst',
+  '10000000',
+  '--rate-limit-bytes',
+  '0',
+]);
