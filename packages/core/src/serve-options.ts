@@ -88,13 +88,20 @@ export function tcpLimitOptions(defaults: { maxConnections: number; idleTimeout:
   } satisfies Schema;
 }
 
+const WORKERS_ACCEPTS = 'a number of processes from 1 to 256, or auto (one per CPU)';
+
 /** The `--workers` setting: a count or `auto` (one per CPU). */
 export function workersOption() {
   return {
     workers: option({
-      type: custom<number | 'auto'>('a number of processes from 1 to 256, or auto (one per CPU)', (raw) => {
+      type: custom<number | 'auto'>(WORKERS_ACCEPTS, (raw) => {
         if (raw.trim() === 'auto') return 'auto';
-        return integer(1, 256).parse(raw);
+        // integer()'s own message ("expected an integer from 1 to 256") would hide that `auto` is accepted too.
+        try {
+          return integer(1, 256).parse(raw);
+        } catch {
+          throw new Error(`expected ${WORKERS_ACCEPTS}`);
+        }
       }),
       default: 1 as number | 'auto',
       description: 'Worker processes sharing the listening port (SO_REUSEPORT where Node has it, else node:cluster)',

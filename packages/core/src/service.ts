@@ -79,6 +79,11 @@ interface CommandBase<S extends Schema> {
   args?: string;
   maxPositionals?: number;
   options: S;
+  /**
+   * The command's exit codes, printed at the end of its `--help` in numeric order (`0 all up, 1 a target down, ...`);
+   * default: the runtime's generic line, the one `serve` prints (0 ok, 1 failure, 2 bad usage, 70, 130).
+   */
+  exitCodes?: Record<number, string>;
 }
 
 /** A short command (client, check, demo): prints to stdout/stderr itself and returns its exit code. */
@@ -110,6 +115,8 @@ export interface RuntimeCommandDef<S extends Schema> extends CommandBase<S> {
   runtime: true;
   /** Where the log goes; default stdout. `stderr` leaves stdout to the command's results. */
   logDestination?(config: ConfigOf<S> & CommandConfig): 'stdout' | 'stderr';
+  /** The exit code when the runtime cannot start the command (the admin endpoint cannot listen); default 1. */
+  startFailureExitCode?: number;
   run(input: RuntimeCommandInput<S>): Promise<number>;
 }
 
@@ -160,8 +167,15 @@ export async function runService<S extends Schema>(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<void> {
   const commands = def.commands ?? {};
+  const names = ['serve', ...Object.keys(commands)];
   const first = argv[0];
-  const commandName = first !== undefined && (first === 'serve' || first in commands) ? first : 'serve';
+  // A first word that names no command is a typo (`udp-echo frobnicate`, `daytime-tcp watch`), not serve's
+  // positional (serve takes none): say so, rather than print serve's help or fail on a later flag.
+  if (first !== undefined && !first.startsWith('-') && first !== 'serve' && !Object.hasOwn(commands, first)) {
+    process.stderr.write(`${def.name}: unknown command "${first}": commands are ${names.join(', ')}\n`);
+    process.exit(EXIT.USAGE);
+  }
+  const commandName = first !== undefined && (first === 'serve' || Object.hasOwn(commands, first)) ? first : 'serve';
   const rest = commandName === first ? argv.slice(1) : argv;
 
   if (rest.includes('--version')) {
@@ -175,8 +189,7 @@ export async function runService<S extends Schema>(
       : command.options
     : { ...commonServeOptions(def.defaultPort), ...def.options };
   if (rest.includes('--help') || rest.includes('-h')) {
-    const names = ['serve', ...Object.keys(commands)];
-    const extra = `Commands: ${names.join(', ')} (default: serve). Run \`${def.name} COMMAND --help\` for each.\nExit codes: 0 ok, 1 failure, 2 bad usage or configuration, 70 uncaught error, 130 interrupted during drain.`;
+    const extra = `Commands: ${names.join(', ')} (default: serve). Run \`${def.name} COMMAND --help\` for each.\n${exitCodeLine(command?.exitCodes)}`;
     process.stdout.write(
       formatHelp(schema, {
         usage: `${def.name} ${commandName}${command?.args ? ` ${command.args}` : ''} [options]`,
@@ -222,6 +235,15 @@ export async function runService<S extends Schema>(
   await serve(def, parsed as unknown as ParsedConfig<S>);
 }
 
+/** The `Exit codes:` line of a `--help`: the command's own, else the runtime's (which `serve` uses). */
+function exitCodeLine(codes: Record<number, string> | undefined): string {
+  if (codes === undefined) {
+    return 'Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 70 uncaught error, 130 interrupted during drain.';
+  }
+  const entries = Object.entries(codes).sort(([a], [b]) => Number(a) - Number(b));
+  return `Exit codes: ${entries.map(([code, what]) => `${code} ${what}`).join(', ')}.`;
+}
+
 /** Runs a `runtime: true` command: logger, metrics, admin endpoint, signals; resolves with its exit code. */
 async function runRuntimeCommand<S extends Schema>(
   def: ServiceDefinition<S>,
@@ -264,7 +286,12 @@ async function runRuntimeCommand<S extends Schema>(
       body: await metrics.render(),
     }));
   } catch (err) {
-    throw new Error(`cannot start the admin endpoint: ${(err as Error).message}`, { cause: err });
+    const message = `cannot start the admin endpoint: ${(err as Error).message}`;
+    log.fatal({ err }, message);
+    process.stderr.write(`${def.name} ${name}: ${message}\n`);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    return command.startFailureExitCode ?? EXIT.FAILURE;
   }
   try {
     const code = await command.run({

@@ -144,6 +144,14 @@ describe('parseConfig errors name the setting as given, the value and what is ac
     );
   });
 
+  it('a worker count that is no number says that auto is accepted too', () => {
+    for (const raw of ['zero', '0', '257', '1.5']) {
+      expect(errorOf(() => parse(['--workers', raw])).message).toBe(
+        `invalid --workers "${raw}": expected a number of processes from 1 to 256, or auto (one per CPU)`,
+      );
+    }
+  });
+
   it('a word not in the choices', () => {
     expect(errorOf(() => parse(['--log-level', 'loud'])).message).toBe(
       'invalid --log-level "loud": expected one of fatal, error, warn, info, debug, trace, silent',

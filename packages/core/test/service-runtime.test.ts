@@ -226,6 +226,20 @@ describe('command line', () => {
     expect(p.stderr()).toMatch(/^tiny-echo: invalid option --bogus: unknown option; accepted options are --host, /);
   });
 
+  it('exits 2 naming the commands when the first word is no command, also before --help', async () => {
+    const runs = await Promise.all(
+      [['frobnicate'], ['client', '--help'], ['toString', '--port', '0']].map(async (args) => {
+        const p = run(args);
+        return { args, exit: await p.exited, stderr: p.stderr(), raw: p.raw };
+      }),
+    );
+    for (const r of runs) {
+      expect(r.exit, r.args.join(' ')).toEqual({ code: 2, signal: null });
+      expect(r.stderr).toBe(`tiny-echo: unknown command "${r.args[0]}": commands are serve, watch\n`);
+      expect(r.raw).toEqual([]);
+    }
+  });
+
   it('exits 1 with a coded message when the port is taken', async () => {
     const a = await start([]);
     const b = run(['serve', '--port', String(a.port)]);
@@ -461,6 +475,26 @@ describe('runtime: true commands', () => {
     }
     expect(help).not.toContain('--drain-timeout');
     expect(help).toMatch(/--admin-port .*Env: TINY_ECHO_ADMIN_PORT\./);
+    // The command's own exit codes, in order, instead of serve's generic line.
+    expect(help).toContain('Exit codes: 0 stopped by a signal, 2 bad usage, 3 the admin endpoint cannot listen.');
+    expect(help).not.toContain('70 uncaught error');
+  });
+
+  it('exits with the start-failure code of the command, saying why, when its admin port is taken', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = holder.address() as net.AddressInfo;
+      const p = run(['watch', '--admin-port', String(port)]);
+      expect(await p.exited).toEqual({ code: 3, signal: null });
+      expect(p.stderr()).toMatch(
+        /^tiny-echo watch: cannot start the admin endpoint: .*(EADDRINUSE|address already in use)/,
+      );
+      expect(p.lines.find((l) => l.level === 60)?.msg).toMatch(/^cannot start the admin endpoint/);
+      expect(p.lines.some((l) => l.msg === 'watching')).toBe(false);
+    } finally {
+      holder.close();
+    }
   });
 
   it('gives the command a logger, metrics and the admin endpoint; SIGTERM aborts its signal and it exits with its code', async () => {

@@ -40,8 +40,8 @@ export interface ContractTarget {
   extraArgs?: readonly string[];
 }
 
-/** Numbers of the rules of docs/service-contract.md. */
-export type RuleId = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
+/** Numbers of the rules of docs/service-contract.md (7.5, a signal during start-up, has a test of its own). */
+export type RuleId = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 7.5 | 8;
 
 /** One rule: its number, a title for the test name, and its check. */
 export interface Rule {
@@ -465,6 +465,54 @@ export async function checkDrain(t: ContractTarget): Promise<void> {
   });
 }
 
+/** Where rule 7.5's preload lives: it signals the process at its first listen and holds that listen back. */
+export const START_SIGNAL_HOOK = pathToFileURL(
+  path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'hooks', 'signal-during-start.mjs'),
+).href;
+
+/**
+ * Rule 7.5: a SIGTERM during start-up, before the ready line, ends in exit 0 and no ready line, never in death by the
+ * signal; a second signal exits 130. The preload sends the signals from inside the process at its first listen, so
+ * they land during start-up every time: with no admin endpoint that is the service's own listener (serve is
+ * running), with `--admin-port` the admin endpoint's (for the runtime: nothing listens yet).
+ */
+export async function checkStartupSignal(t: ContractTarget): Promise<void> {
+  const cases = [
+    { what: 'a SIGTERM while the listeners open', args: serveArgs(t), signals: 'SIGTERM', code: 0 },
+    {
+      what: 'a SIGTERM at the first listen with --admin-port',
+      args: serveArgs(t, '--admin-port', '0'),
+      signals: 'SIGTERM',
+      code: 0,
+    },
+    { what: 'a SIGTERM then a SIGINT during start-up', args: serveArgs(t), signals: 'SIGTERM,SIGINT', code: 130 },
+  ];
+  const results = await Promise.all(
+    cases.map((c) =>
+      runToExit(t.bin, c.args, {
+        execArgv: ['--import', START_SIGNAL_HOOK],
+        env: { NET_TESTKIT_START_SIGNALS: c.signals },
+        timeoutMs: 15_000,
+      }),
+    ),
+  );
+  cases.forEach((c, i) => {
+    const r = results[i] as Awaited<ReturnType<typeof runToExit>>;
+    const first = (c.signals.split(',')[0] ?? '') as string;
+    assert.ok(
+      r.stderr.includes(`testkit: ${first} during start-up`),
+      `${c.what}: the service never listened, so the signal was not sent (exited ${r.code}; stderr: ${r.stderr.trim()})`,
+    );
+    assert.equal(
+      r.signal,
+      null,
+      `${c.what} must not kill the service by the signal (it died by ${r.signal}): handle SIGTERM/SIGINT from the start`,
+    );
+    assert.equal(r.code, c.code, `${c.what} must exit ${c.code} (exited ${r.code}; stderr: ${r.stderr.trim()})`);
+    assert.ok(!r.lines.some(isReadyLine), `${c.what} must not announce readiness (a ready line was logged)`);
+  });
+}
+
 /** Where rule 8's preload lives (plain JS, outside src/ so that both src and dist find it one level up). */
 export const CRASH_HOOK = pathToFileURL(
   path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'hooks', 'crash-on-sigusr2.mjs'),
@@ -531,6 +579,12 @@ export const RULES: readonly Rule[] = [
     title: 'SIGTERM/SIGINT drain work in flight and exit 0; a second signal exits 130',
     check: checkDrain,
     timeoutMs: 30_000,
+  },
+  {
+    id: 7.5,
+    title: 'a signal during start-up exits 0 without a ready line; a second one exits 130',
+    check: checkStartupSignal,
+    timeoutMs: 20_000,
   },
   {
     id: 8,

@@ -6,6 +6,7 @@ import {
   checkBadConfig,
   checkDrain,
   checkLogs,
+  checkStartupSignal,
   stopAllServices,
 } from '../src/index.js';
 import { echoProbe } from './echo-probe.js';
@@ -43,8 +44,17 @@ describe('the service contract fails a broken service', () => {
     );
   });
 
+  it('rule 7.5 fails when a signal during start-up kills the service', async () => {
+    await expect(checkStartupSignal(fixture('broken-startup-signal.mjs'))).rejects.toThrow(
+      /must not kill the service by the signal \(it died by SIGTERM\)/,
+    );
+  });
+
   it('the broken fixtures differ from the correct one only in what they break', async () => {
     // Rule 5 passes on the fixture whose exit code is wrong: the checks are independent of each other.
     await expect(checkLogs(fixture('broken-exit-code.mjs'))).resolves.toBeUndefined();
+    // Rule 7.5 passes on it too, and rule 5 on the one that dies on an early signal.
+    await expect(checkStartupSignal(fixture('broken-exit-code.mjs'))).resolves.toBeUndefined();
+    await expect(checkLogs(fixture('broken-startup-signal.mjs'))).resolves.toBeUndefined();
   });
 });

@@ -27,6 +27,8 @@ export const service = defineService({
     'Iterative daytime server (RFC 867): each TCP connection gets the date as one line, then is closed; with --udp, each datagram gets one back.',
   envPrefix: 'DAYTIME_TCP',
   defaultPort: DEFAULT_PORT,
+  // TCP always, UDP too with --udp: the connection metrics show from the start.
+  transport: 'both',
   options: serveOptions,
 
   async serve(ctx) {
@@ -123,8 +125,18 @@ export const service = defineService({
 
   commands: {
     client: defineCommand({
-      description: `Connect to a daytime server, read its answer to the end and print it (port ${DAYTIME_PORT} by default). Exit codes: 0 ok, 1 other failure, 2 bad usage, ${CLIENT_EXIT.REFUSED} connection refused, ${CLIENT_EXIT.TIMEOUT} timeout, ${CLIENT_EXIT.TOO_LARGE} answer too large, ${CLIENT_EXIT.UNRESOLVED} host does not resolve, ${CLIENT_EXIT.NO_ANSWER} closed without an answer.`,
+      description: `Connect to a daytime server, read its answer to the end and print it (port ${DAYTIME_PORT} by default).`,
       args: 'HOST[:PORT]',
+      exitCodes: {
+        [CLIENT_EXIT.OK]: 'the line was printed',
+        [CLIENT_EXIT.FAILURE]: 'other failure',
+        [CLIENT_EXIT.USAGE]: 'bad usage',
+        [CLIENT_EXIT.REFUSED]: 'connection refused',
+        [CLIENT_EXIT.TIMEOUT]: 'timeout',
+        [CLIENT_EXIT.TOO_LARGE]: 'answer too large',
+        [CLIENT_EXIT.UNRESOLVED]: 'host does not resolve',
+        [CLIENT_EXIT.NO_ANSWER]: 'closed without an answer',
+      },
       maxPositionals: 1,
       options: clientOptions,
       async run({ config, positionals }) {

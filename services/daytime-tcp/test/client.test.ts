@@ -143,4 +143,23 @@ describe('daytime-tcp client, the command', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/missing HOST\[:PORT\]/);
   });
+
+  it('lists its exit codes in --help; an unknown command such as watch exits 2 naming the commands', async () => {
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain(
+      'Exit codes: 0 the line was printed, 1 other failure, 2 bad usage, 3 connection refused, 4 timeout, ' +
+        '5 answer too large, 6 host does not resolve, 7 closed without an answer.',
+    );
+    const unknown = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [BIN, 'watch', '--help'], { timeout: 10_000 }, (error, stdout, stderr) => {
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      });
+    });
+    expect(unknown).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'daytime-tcp: unknown command "watch": commands are serve, client\n',
+    });
+  });
 });

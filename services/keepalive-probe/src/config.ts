@@ -4,19 +4,7 @@
  * command line with exit code 2 and a message naming the flag or variable, instead of reaching setsockopt. Values
  * are whole seconds because the kernel keeps whole seconds (tcp(7)); a fraction would be silently truncated.
  */
-import {
-  boolean,
-  decimal,
-  defaultInstance,
-  integer,
-  LOG_FORMATS,
-  LOG_LEVELS,
-  oneOf,
-  option,
-  port,
-  type Schema,
-  string,
-} from '@net/core';
+import { boolean, decimal, integer, oneOf, option, port, type Schema } from '@net/core';
 
 /** The port `serve` listens on by default (below the ephemeral range 32768-60999, next to echo-tcp's 15000). */
 export const DEFAULT_PORT = 15001;
@@ -63,6 +51,7 @@ export function serveOptions() {
       default: 'discard' as 'discard' | 'echo',
       description: 'What to do with bytes a client sends: discard them (RFC 863) or echo them back (RFC 862)',
     }),
+    // Under the runtime, ctx.config.maxConnections is lowered to what the descriptor limit allows (core rlimit.ts).
     maxConnections: option({
       type: integer(1, 1_000_000),
       default: 10_000,
@@ -71,37 +60,10 @@ export function serveOptions() {
   } satisfies Schema;
 }
 
-/** Logging and admin settings for long-running commands (`watch`), the same flags `serve` has. */
-function processOptions() {
-  return {
-    logLevel: option({ type: oneOf(LOG_LEVELS), default: 'info', description: 'Log level' }),
-    logFormat: option({
-      type: oneOf(LOG_FORMATS),
-      default: 'auto',
-      description: 'Log format: JSON lines, pretty, or auto (pretty when the log stream is a terminal)',
-    }),
-    instance: option({
-      type: string({ pattern: /^[\w.:@-]{1,128}$/, accepts: '1 to 128 letters, digits, or . _ : @ -' }),
-      default: defaultInstance(),
-      description: 'Instance id carried by every log line and metric (host name by default)',
-    }),
-    adminPort: option({
-      type: port(),
-      description: 'Port of the admin HTTP endpoint (/healthz, /readyz, /metrics); off when unset',
-    }),
-    adminHost: option({
-      type: string({ pattern: /^[^\s/]+$/, accepts: 'a host name or IP address' }),
-      default: '127.0.0.1',
-      description: 'Address of the admin HTTP endpoint',
-    }),
-  } satisfies Schema;
-}
-
-/** `watch HOST:PORT...` settings. */
+/** `watch HOST:PORT...` settings (the runtime adds --admin-port, --admin-host, --log-level, --log-format, --instance). */
 export function watchOptions() {
   return {
     ...keepAliveOptions(),
-    ...processOptions(),
     connectTimeout: option({
       type: decimal(0.1, 3600, 'seconds'),
       default: 5,

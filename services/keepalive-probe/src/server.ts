@@ -23,6 +23,7 @@ export interface ProbeServerOptions {
   endpoints: readonly Endpoint[];
   settings: ProbeSettings;
   mode: 'discard' | 'echo';
+  /** Open connections at most, over every listener (the runtime's lowered `ctx.config.maxConnections`). */
   maxConnections: number;
   log: Logger;
   metrics: Metrics;
@@ -71,19 +72,25 @@ export async function startProbeServer(options: ProbeServerOptions): Promise<Pro
   let applied: AppliedSettings | undefined;
   let reporter: PeerDeadReporter | undefined;
 
+  // Counts a connection closed by the limit, and warns at most once per interval.
+  const rejectOne = (): void => {
+    rejected.inc({ reason: 'max_connections' });
+    rejectedSinceWarn++;
+    const now = performance.now();
+    if (now - lastLimitWarn >= LIMIT_WARN_INTERVAL_MS) {
+      log.warn(
+        { limit: 'max_connections', maxConnections, rejected: rejectedSinceWarn },
+        `connection limit reached (${maxConnections}): closing new connections at once`,
+      );
+      lastLimitWarn = now;
+      rejectedSinceWarn = 0;
+    }
+  };
+
   const onConnection = (socket: net.Socket): void => {
+    // Each listener stops at maxConnections by itself (the 'drop' below); this covers the sum over every listener.
     if (connections.size >= maxConnections) {
-      rejected.inc({ reason: 'max_connections' });
-      rejectedSinceWarn++;
-      const now = performance.now();
-      if (now - lastLimitWarn >= LIMIT_WARN_INTERVAL_MS) {
-        log.warn(
-          { limit: 'max_connections', maxConnections, rejected: rejectedSinceWarn },
-          `connection limit reached (${maxConnections}): closing new connections at once`,
-        );
-        lastLimitWarn = now;
-        rejectedSinceWarn = 0;
-      }
+      rejectOne();
       socket.destroy();
       return;
     }
@@ -141,6 +148,10 @@ export async function startProbeServer(options: ProbeServerOptions): Promise<Pro
   try {
     for (const endpoint of options.endpoints) {
       const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+      // Past maxConnections Node closes a new connection before creating a socket for it, and says so with 'drop'
+      // (Node >= 18.6): counted and warned about like the ones onConnection refuses.
+      server.maxConnections = maxConnections;
+      server.on('drop', rejectOne);
       servers.push(server);
       await listen(endpoint, { server });
       // Set on the listening fd too: accepted sockets inherit it (research §1.2), so even a connection we have not

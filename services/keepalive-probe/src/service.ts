@@ -4,18 +4,17 @@
  * seed's example in one command.
  */
 import { createRequire } from 'node:module';
-import { defineCommand, defineService } from '@net/core';
+import { defineCommand, defineService, EXIT } from '@net/core';
 import { DEFAULT_PORT, demoOptions, serveOptions, watchOptions } from './config.js';
-import { runDemo } from './demo.js';
+import { DEMO_EXIT, runDemo } from './demo.js';
 import { startProbeServer } from './server.js';
 import { describeInteraction, detectionWindow } from './settings.js';
-import { MAX_TARGETS, runWatch } from './watch.js';
+import { MAX_TARGETS, runWatch, WATCH_EXIT, watchLogDestination } from './watch.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
-const name = 'keepalive-probe';
 
 export const service = defineService({
-  name,
+  name: 'keepalive-probe',
   version,
   description:
     'Holds TCP connections with exact keepalive settings (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, optionally ' +
@@ -29,6 +28,7 @@ export const service = defineService({
       endpoints: ctx.endpoints,
       settings: { idle: config.idle, interval: config.interval, count: config.count, userTimeout: config.userTimeout },
       mode: config.mode,
+      // Already lowered by the runtime to what the descriptor limit allows.
       maxConnections: config.maxConnections,
       log,
       metrics: ctx.metrics,
@@ -54,18 +54,34 @@ export const service = defineService({
     watch: defineCommand({
       description:
         'Hold a connection to each target with the same keepalive settings and report it up or down; reconnect ' +
-        'with exponential backoff. Exit codes: 0 all up (--once) or stopped by a signal, 1 a target still down at ' +
-        '--once-timeout, 2 bad usage, 3 keepalive settings or admin endpoint unavailable.',
+        'with exponential backoff.',
       args: 'HOST:PORT...',
       maxPositionals: MAX_TARGETS,
+      runtime: true,
+      // With --once, stdout carries the result lines and the log goes to stderr.
+      logDestination: watchLogDestination,
+      startFailureExitCode: WATCH_EXIT.CANNOT_START,
+      exitCodes: {
+        [WATCH_EXIT.OK]: 'all up (--once) or stopped by a signal',
+        [WATCH_EXIT.DOWN]: 'a target still down at --once-timeout',
+        [EXIT.USAGE]: 'bad usage',
+        [WATCH_EXIT.CANNOT_START]: 'keepalive settings or admin endpoint unavailable',
+        [EXIT.SOFTWARE]: 'uncaught error',
+        [EXIT.INTERRUPTED]: 'second signal',
+      },
       options: watchOptions(),
-      run: ({ config, positionals }) => runWatch(config, positionals, { name, version }),
+      run: runWatch,
     }),
     demo: defineCommand({
       description:
         "The seed's example in one command: a loopback server enables keepalive on the connection of a sleeping " +
-        'client process, prints the settings read back with getsockopt, and prints the probes as they happen. ' +
-        'Exit codes: 0 done, 1 the demo failed, 2 bad usage, 3 keepalive or the chosen probe source unavailable.',
+        'client process, prints the settings read back with getsockopt, and prints the probes as they happen.',
+      exitCodes: {
+        [DEMO_EXIT.OK]: 'done',
+        [DEMO_EXIT.FAILED]: 'the demo failed',
+        [EXIT.USAGE]: 'bad usage',
+        [DEMO_EXIT.CANNOT_START]: 'keepalive or the chosen probe source unavailable',
+      },
       options: demoOptions(),
       run: ({ config }) => runDemo(config),
     }),

@@ -4,33 +4,30 @@
  * `net_watch_reconnects_total` on the admin endpoint. With `--once` it is a check: connect to every target, print
  * each state, exit 0 when all are up (as soon as they are), 1 when any is still down at `--once-timeout`.
  *
- * A command rather than `serve`: it listens on nothing, so the runtime's `--host`/`--port`, `ready: listening on`
- * line and drain of accepted connections do not apply; it runs its own logger, metrics and admin endpoint from
- * @net/core with the same flags, formats and metric names as `serve`.
+ * A `runtime: true` command rather than `serve`: it listens on nothing, so `--host`/`--port`, the
+ * `ready: listening on` line and the drain of accepted connections do not apply; the runtime gives it the logger,
+ * metrics, admin endpoint and SIGTERM/SIGINT handling of `serve`, with the same flags, formats and metric names.
  */
-import type { Server } from 'node:http';
 import {
   ConfigError,
   type ConfigOf,
-  createLogger,
   type Endpoint,
   formatEndpoint,
-  Metrics,
   parseEndpoint,
+  type RuntimeCommandInput,
   SocketOptionError,
   SocketOptionUnsupportedError,
-  startAdminServer,
 } from '@net/core';
 import type { watchOptions } from './config.js';
 import { PeerDeadReporter } from './peer-dead.js';
 import { checkSettings, describeInteraction, detectionWindow, type ProbeSettings } from './settings.js';
 import { WatchedTarget } from './target.js';
 
-/** Exit codes of `watch` (2, bad usage, comes from the runtime). */
+/** Exit codes of `watch` (2, bad usage, 70 and 130 come from the runtime). */
 export const WATCH_EXIT = {
   /** `--once`: every target up. Without `--once`: stopped by SIGTERM/SIGINT. */
   OK: 0,
-  /** `--once`: at least one target still down at `--once-timeout`. */
+  /** `--once`: at least one target still down at `--once-timeout` (or stopped by a signal before all were up). */
   DOWN: 1,
   /** The keepalive settings cannot be applied on this platform, or the admin endpoint cannot listen. */
   CANNOT_START: 3,
@@ -39,10 +36,24 @@ export const WATCH_EXIT = {
 /** At most this many targets: each is a metric label value, so the set must stay small. */
 export const MAX_TARGETS = 256;
 
+type WatchInput = RuntimeCommandInput<ReturnType<typeof watchOptions>>;
 type WatchConfig = ConfigOf<ReturnType<typeof watchOptions>>;
 
-/** Runs `watch`; resolves with the exit code. */
-export async function runWatch(config: WatchConfig, positionals: string[], service: ServiceInfo): Promise<number> {
+/** Where `watch` logs: stderr with `--once`, whose stdout carries only the result lines. */
+export function watchLogDestination(config: Pick<WatchConfig, 'once'>): 'stdout' | 'stderr' {
+  return config.once ? 'stderr' : 'stdout';
+}
+
+/** Runs `watch` under the runtime; resolves with the exit code. */
+export async function runWatch({
+  config,
+  positionals,
+  log,
+  metrics,
+  readiness,
+  admin,
+  signal,
+}: WatchInput): Promise<number> {
   const endpoints = parseTargets(positionals);
   if (config.backoffMax < config.backoffInitial) {
     throw new ConfigError(
@@ -57,14 +68,6 @@ export async function runWatch(config: WatchConfig, positionals: string[], servi
     count: config.count,
     userTimeout: config.userTimeout,
   };
-  // With --once, stdout carries the result lines and the log goes to stderr.
-  const log = createLogger({
-    service: service.name,
-    instance: config.instance,
-    level: config.logLevel,
-    format: config.logFormat,
-    ...(config.once ? { destination: process.stderr } : {}),
-  });
 
   let applied: Awaited<ReturnType<typeof checkSettings>>;
   try {
@@ -72,28 +75,10 @@ export async function runWatch(config: WatchConfig, positionals: string[], servi
   } catch (err) {
     if (err instanceof SocketOptionError || err instanceof SocketOptionUnsupportedError) {
       log.fatal({ err }, `cannot apply the keepalive settings: ${err.message}`);
-      process.stderr.write(`${service.name} watch: cannot apply the keepalive settings: ${err.message}\n`);
+      process.stderr.write(`keepalive-probe watch: cannot apply the keepalive settings: ${err.message}\n`);
       return WATCH_EXIT.CANNOT_START;
     }
     throw err;
-  }
-
-  const metrics = new Metrics({ service: service.name, instance: config.instance, version: service.version });
-  let admin: { server: Server; port: number } | undefined;
-  if (config.adminPort !== undefined) {
-    try {
-      admin = await startAdminServer(
-        {
-          ready: () => true,
-          metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
-        },
-        { host: config.adminHost, port: config.adminPort },
-      );
-    } catch (err) {
-      log.fatal({ err }, `cannot start the admin endpoint: ${(err as Error).message}`);
-      process.stderr.write(`${service.name} watch: cannot start the admin endpoint: ${(err as Error).message}\n`);
-      return WATCH_EXIT.CANNOT_START;
-    }
   }
 
   const reporter = new PeerDeadReporter(log, metrics, applied);
@@ -104,7 +89,7 @@ export async function runWatch(config: WatchConfig, positionals: string[], servi
       keepalive: applied.keepalive,
       userTimeoutMs: applied.userTimeoutMs,
       detectionSeconds: window,
-      ...(admin ? { admin: `http://${config.adminHost}:${admin.port}` } : {}),
+      ...(admin ? { admin: admin.url } : {}),
     },
     `watching ${endpoints.length} target${endpoints.length === 1 ? '' : 's'} with keepalive idle=${applied.keepalive.idle}s interval=${applied.keepalive.interval}s count=${applied.keepalive.count} (read back)`,
   );
@@ -133,33 +118,22 @@ export async function runWatch(config: WatchConfig, positionals: string[], servi
       }),
   );
 
-  let onceTimer: NodeJS.Timeout | undefined;
-  const onSignal = (signal: NodeJS.Signals) => {
-    log.info({ signal }, 'stopping');
-    settle(config.once ? WATCH_EXIT.DOWN : WATCH_EXIT.OK);
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-  if (config.once) onceTimer = setTimeout(() => settle(WATCH_EXIT.DOWN), config.onceTimeout * 1000);
+  // The runtime logs `stopping` and aborts the signal on SIGTERM/SIGINT (a second one exits 130 at once).
+  const onAbort = () => settle(config.once ? WATCH_EXIT.DOWN : WATCH_EXIT.OK);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  const onceTimer = config.once ? setTimeout(() => settle(WATCH_EXIT.DOWN), config.onceTimeout * 1000) : undefined;
   for (const target of targets) target.start();
+  // Ready means doing its job: every target has its first attempt under way (/readyz 200, net_ready 1).
+  if (!signal.aborted) readiness.ready = true;
 
   const code = await finished;
   clearTimeout(onceTimer);
+  signal.removeEventListener('abort', onAbort);
   for (const target of targets) target.stop();
   if (config.once) printStates(targets);
   reporter.flush();
-  if (admin) {
-    admin.server.closeAllConnections();
-    admin.server.close();
-  }
-  log.info({ exitCode: code }, 'stopped');
   return code;
-}
-
-/** What `watch` needs to know about the service it runs in. */
-export interface ServiceInfo {
-  name: string;
-  version: string;
 }
 
 /** `up    HOST:PORT` or `down  HOST:PORT (reason)`, one line per target, then a count. */

@@ -125,4 +125,45 @@ describe('serve', () => {
       for (const s of held) s.destroy();
     }
   });
+  it('counts --max-connections over every listener: Node drops past it per listener, the service over the sum', async () => {
+    const server = await startServe([
+      '--port',
+      '0',
+      '--listen',
+      '127.0.0.1:0',
+      '--max-connections',
+      '2',
+      '--admin-port',
+      '0',
+      '--log-level',
+      'debug',
+    ]);
+    const ready = server.lines.find((l) => String(l.msg).startsWith('ready:'));
+    const ports = ((ready?.endpoints ?? []) as string[]).map((e) => Number(/:(\d+)$/.exec(e)?.[1]));
+    expect(ports).toHaveLength(2);
+    const held: net.Socket[] = [];
+    const closed = (s: net.Socket) => new Promise((resolve) => s.once('close', resolve));
+    try {
+      // One on each listener: neither listener is at its own limit of 2, the service is.
+      for (const port of ports) {
+        const s = net.connect(port, '127.0.0.1');
+        held.push(s);
+        await new Promise((resolve) => s.once('connect', resolve));
+      }
+      // A client's connect completes before the server accepts: wait until the service holds both (debug lines).
+      let accepted = 0;
+      await server.waitForLine((l) => l.msg === 'connection: keepalive read back' && ++accepted === 2);
+      for (const port of [ports[0], ports[1], ports[0]] as number[]) {
+        const extra = net.connect(port, '127.0.0.1');
+        extra.on('error', () => {});
+        await closed(extra);
+      }
+      const admin = server.lines.find((l) => typeof l.admin === 'string')?.admin as string;
+      const body = await (await fetch(`${admin}/metrics`)).text();
+      expect(body).toMatch(/^net_connections_rejected_total\{[^}]*reason="max_connections"[^}]*\} 3$/m);
+      expect(body).toMatch(/^net_connections_open\{[^}]*\} 2$/m);
+    } finally {
+      for (const s of held) s.destroy();
+    }
+  });
 });

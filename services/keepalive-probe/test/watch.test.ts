@@ -2,6 +2,7 @@
  * `watch` on loopback: `--once` as a check (exit 0 all up, 1 any down), and the long-running watcher that logs
  * transitions only, exposes the target gauge and reconnect counter, and reconnects with backoff.
  */
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseTargets } from '../src/watch.js';
 import { BIN, killAll, run, start, startServe } from './helpers.js';
@@ -77,5 +78,47 @@ describe('watch', () => {
     expect(info.map((l) => l.event)).toEqual(['target_up', 'target_down', 'target_up']);
     await watch.stop();
     expect((await watch.exited).code).toBe(0);
+  });
+});
+
+describe('watch under the runtime', () => {
+  it('turns /readyz 200 and net_ready 1 once its targets are started, and exits 0 on SIGTERM with the runtime lines', async () => {
+    const server = await startServe(['--port', '0']);
+    const watch = start(process.execPath, [
+      ...[BIN, 'watch', `127.0.0.1:${server.port}`, '--log-format', 'json', '--admin-port', '0'],
+    ]);
+    const admin = (await watch.waitForLine((l) => typeof l.admin === 'string')).admin as string;
+    await watch.waitForLine((l) => l.event === 'target_up');
+    expect((await fetch(`${admin}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`${admin}/metrics`)).text()).toMatch(/^net_ready\{[^}]*\} 1$/m);
+    watch.proc.kill('SIGTERM');
+    expect(await watch.exited).toEqual({ code: 0, signal: null });
+    expect(watch.lines.find((l) => l.msg === 'starting')).toMatchObject({ command: 'watch' });
+    expect(watch.lines.find((l) => l.msg === 'stopping')).toMatchObject({ signal: 'SIGTERM' });
+    expect(watch.lines.at(-1)).toMatchObject({ msg: 'stopped', exitCode: 0 });
+  });
+
+  it('exits 3 saying why when its admin port is taken, as documented', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = holder.address() as net.AddressInfo;
+      const r = await run(process.execPath, [BIN, 'watch', '127.0.0.1:9', '--admin-port', String(port)]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(
+        /^keepalive-probe watch: cannot start the admin endpoint: .*(EADDRINUSE|address already in use)/,
+      );
+    } finally {
+      holder.close();
+    }
+  });
+
+  it('lists its own exit codes in --help', async () => {
+    const r = await run(process.execPath, [BIN, 'watch', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      'Exit codes: 0 all up (--once) or stopped by a signal, 1 a target still down at --once-timeout, 2 bad usage, ' +
+        '3 keepalive settings or admin endpoint unavailable, 70 uncaught error, 130 second signal.',
+    );
   });
 });

@@ -217,9 +217,16 @@ const EXIT_OF = {
 /** `udp-echo client HOST:PORT [MESSAGE...]`. */
 export const clientCommand = defineCommand({
   description:
-    'Send MESSAGE (or --size random bytes, or a short probe text) to a UDP echo server, wait for the echo, verify it byte for byte and print the round-trip time. ' +
-    'Exit codes: 0 identical echo, 1 other failure, 2 bad usage, 3 timeout, 4 reply differs (also an empty reply), 5 ICMP port unreachable.',
+    'Send MESSAGE (or --size random bytes, or a short probe text) to a UDP echo server, wait for the echo, verify it byte for byte and print the round-trip time.',
   args: 'HOST:PORT [MESSAGE...]',
+  exitCodes: {
+    [CLIENT_EXIT.OK]: 'identical echo',
+    [CLIENT_EXIT.FAILURE]: 'other failure',
+    [CLIENT_EXIT.USAGE]: 'bad usage',
+    [CLIENT_EXIT.TIMEOUT]: 'timeout',
+    [CLIENT_EXIT.MISMATCH]: 'reply differs (also an empty reply)',
+    [CLIENT_EXIT.REFUSED]: 'ICMP port unreachable',
+  },
   maxPositionals: 1000,
   options: {
     ...probeOptions,
@@ -250,6 +257,7 @@ export const checkCommand = defineCommand({
   description: 'Health check: send a probe datagram and exit 0 if the identical echo comes back in time, else 1.',
   args: 'HOST:PORT',
   maxPositionals: 1,
+  exitCodes: { [EXIT.OK]: 'identical echo', [EXIT.FAILURE]: 'any failure', [EXIT.USAGE]: 'bad usage' },
   options: probeOptions,
   run: ({ config, positionals }) =>
     guarded('check', async () => {

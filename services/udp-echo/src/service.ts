@@ -23,6 +23,8 @@ export const service = defineService({
   envPrefix: 'UDP_ECHO',
   defaultPort: 15000,
   workers: true,
+  // UDP only: no TCP connection metrics (net_connections_*), and --workers without SO_REUSEPORT is worded for UDP.
+  transport: 'udp',
   options,
   async serve(ctx) {
     const { config, log, metrics } = ctx;

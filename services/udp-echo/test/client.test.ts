@@ -25,6 +25,21 @@ afterEach(async () => {
 const run = (args: string[]) => runToExit(BIN, args);
 
 describe('udp-echo client', () => {
+  it('lists its exit codes in --help, and an unknown command exits 2 naming the commands', async () => {
+    const [client, check, unknown] = await Promise.all([
+      run(['client', '--help']),
+      run(['check', '--help']),
+      run(['frobnicate']),
+    ]);
+    expect(client.code).toBe(0);
+    expect(client.stdout).toContain(
+      'Exit codes: 0 identical echo, 1 other failure, 2 bad usage, 3 timeout, 4 reply differs (also an empty reply), 5 ICMP port unreachable.',
+    );
+    expect(check.stdout).toContain('Exit codes: 0 identical echo, 1 any failure, 2 bad usage.');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toBe('udp-echo: unknown command "frobnicate": commands are serve, client, check\n');
+  });
+
   it('exits 0 and prints the round-trip time when the echo is identical', async () => {
     const s = await startEcho();
     const r = await run(['client', `127.0.0.1:${s.port}`, 'hello', 'world']);

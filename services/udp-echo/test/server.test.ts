@@ -1,6 +1,6 @@
 import type dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { runToExit, startService, stopAllServices } from '@net/testkit';
+import { runToExit, scrapeMetrics, startService, stopAllServices } from '@net/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BIN, bound, exchange, metric, pattern, startEcho, waitForMetric } from './helpers.js';
 
@@ -31,6 +31,14 @@ describe('udp-echo serve', () => {
     }
     expect(await metric(s, 'net_datagrams_sent_total')).toBe(4);
     expect(await metric(s, 'net_sent_bytes_total')).toBe(1 + 1472 + 65_507);
+  });
+
+  it('shows no TCP connection metrics: it is a UDP service', async () => {
+    const s = await startEcho(NO_LIMITS);
+    await exchange(await client(), pattern(8), s.port, '127.0.0.1');
+    const names = [...(await scrapeMetrics(`${s.adminUrl}/metrics`)).byName.keys()];
+    expect(names).toContain('net_datagrams_received_total');
+    expect(names.filter((n) => n.startsWith('net_connections'))).toEqual([]);
   });
 
   it('echoes up to 65,527 bytes over IPv6 (::1)', async () => {
