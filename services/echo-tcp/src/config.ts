@@ -3,6 +3,7 @@
  * --drain-timeout) that the runtime adds. Every limit has a default that keeps one misbehaving client from hurting
  * the others; every test knob is off by default, so that out of the box the service is a plain RFC 862 echo.
  */
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import {
   boolean,
   type Cidr,
@@ -48,6 +49,29 @@ const cidr = custom<Cidr>(
   },
   (c) => c.text,
 );
+
+/**
+ * A path to a PEM file that must be readable now: a typo in --tls-cert/--tls-key is bad configuration (exit 2 with
+ * the setting named), not a failure found later by the listener. The content is checked when the pair is loaded
+ * (tls.ts). Opened and closed only (a FIFO or device would block a read); a directory is refused here too.
+ */
+function readablePemFile(what: string) {
+  const accepts = `a path to a PEM ${what} (a readable file)`;
+  return custom<string>(accepts, (raw) => {
+    let fd: number | undefined;
+    let problem: string | undefined;
+    try {
+      fd = openSync(raw, 'r');
+      if (!fstatSync(fd).isFile()) problem = 'not a regular file';
+    } catch (err) {
+      problem = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+    if (problem !== undefined) throw new Error(`expected a readable PEM ${what} (${problem})`);
+    return raw;
+  });
+}
 
 /** Loopback only: a load balancer on the same host. */
 const DEFAULT_PROXY_TRUSTED = list(cidr).parse('127.0.0.1/32,::1/128');
@@ -123,11 +147,11 @@ export const echoOptions = {
     description: 'TLS listeners beside the plain ones (needs --tls-cert and --tls-key; reloaded on SIGHUP)',
   }),
   tlsCert: option({
-    type: string({ accepts: 'a path to a PEM certificate chain' }),
+    type: readablePemFile('certificate chain'),
     description: 'PEM certificate chain of the TLS listeners',
   }),
   tlsKey: option({
-    type: string({ accepts: 'a path to a PEM private key' }),
+    type: readablePemFile('private key'),
     description: 'PEM private key of the TLS listeners',
   }),
 } satisfies Schema;

@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import type tls from 'node:tls';
 import {
   boundEndpoint,
+  ConfigError,
   defineCommand,
   defineService,
   type Endpoint,
@@ -45,9 +46,7 @@ export const service = defineService({
 
   async serve(ctx): Promise<RunningService> {
     const { config, log } = ctx;
-    if (config.tlsListen.length > 0 && (config.tlsCert === undefined || config.tlsKey === undefined)) {
-      throw new Error('--tls-listen needs --tls-cert and --tls-key');
-    }
+    checkTlsSettings(config, ctx.sources);
     // Never more connections than descriptors allow: past RLIMIT_NOFILE libuv closes new connections silently. The
     // runtime has lowered the setting already (and warned); this returns the same number.
     const maxConnections = effectiveMaxConnections(config.maxConnections, log);
@@ -83,7 +82,19 @@ export const service = defineService({
       ...config.proxyListen.map((endpoint) => ({ endpoint, kind: 'proxy' as Kind })),
       ...config.tlsListen.map((endpoint) => ({ endpoint, kind: 'tls' as Kind })),
     ];
-    const tlsContext = config.tlsListen.length > 0 && tlsFiles ? await loadTlsContext(tlsFiles) : undefined;
+    let tlsContext: tls.SecureContextOptions | undefined;
+    if (config.tlsListen.length > 0 && tlsFiles) {
+      try {
+        tlsContext = await loadTlsContext(tlsFiles);
+      } catch (err) {
+        // Readable files that are not a PEM pair (or do not match) are bad configuration too: exit 2.
+        throw new ConfigError(
+          `${settingName('tlsCert', ctx.sources)}/${settingName('tlsKey', ctx.sources)}`,
+          undefined,
+          `expected a PEM certificate chain and its private key (${(err as Error).message})`,
+        );
+      }
+    }
     const servers: { server: net.Server; kind: Kind }[] = [];
     const tlsServers: tls.Server[] = [];
     try {
@@ -100,11 +111,13 @@ export const service = defineService({
         } else {
           // allowHalfOpen: a client's FIN must not end our side before its echo is out (RFC 862 + half-close).
           // noDelay: Nagle + delayed ACK hold a small echo ~40 ms (measured: 22 ping-pongs/s instead of 12,000).
-          server = createServer({ allowHalfOpen: true, noDelay: true });
+          // pauseOnConnect on the fast path: the accepted socket must not start reading before takeOver().
+          const fast = kind === 'plain' && handler.fastPath;
+          server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: fast });
           const proxied = kind === 'proxy';
-          server.on('connection', (socket: net.Socket) => handler.accept(socket, proxied));
+          if (fast) server.on('connection', (socket: net.Socket) => handler.acceptFast(socket));
+          else server.on('connection', (socket: net.Socket) => handler.accept(socket, proxied));
         }
-        server.on('error', (err: NodeJS.ErrnoException) => handler.acceptError(err));
         // Node closes a connection past maxConnections before creating a socket for it, and says so with 'drop'.
         // Per listener; the handler's check covers the sum over every listener.
         server.maxConnections = maxConnections;
@@ -115,6 +128,9 @@ export const service = defineService({
           backlog: config.backlog,
           ...(ctx.worker?.reusePort ? { reusePort: true } : {}),
         });
+        // Only once listening: a failed bind (EADDRINUSE, EACCES) is reported by listen() as a start failure, not
+        // as an accept error ("descriptors exhausted?").
+        server.on('error', (err: NodeJS.ErrnoException) => handler.acceptError(err));
       }
     } catch (err) {
       for (const { server } of servers) server.close();
@@ -162,3 +178,42 @@ export const service = defineService({
     }),
   },
 });
+
+/** The flag or the environment variable a setting came from, as the user wrote it (for messages). */
+function settingName(key: 'tlsListen' | 'tlsCert' | 'tlsKey', sources: Readonly<Record<string, string>>): string {
+  const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  return sources[key] === 'env' ? `ECHO_TCP_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}` : flag;
+}
+
+/**
+ * TLS settings that only make sense together: listeners need the pair, and a pair without a TLS listener is
+ * refused (exit 2) rather than ignored, because it almost always means a forgotten --tls-listen, and serving
+ * plaintext where TLS was meant must not pass silently.
+ */
+function checkTlsSettings(
+  config: { tlsListen: readonly unknown[]; tlsCert: string | undefined; tlsKey: string | undefined },
+  sources: Readonly<Record<string, string>>,
+): void {
+  if (config.tlsListen.length > 0) {
+    for (const key of ['tlsCert', 'tlsKey'] as const) {
+      if (config[key] === undefined) {
+        throw new ConfigError(
+          settingName(key, sources),
+          undefined,
+          `expected a path to a PEM ${key === 'tlsCert' ? 'certificate chain' : 'private key'}: ${settingName('tlsListen', sources)} needs --tls-cert and --tls-key`,
+        );
+      }
+    }
+    return;
+  }
+  for (const key of ['tlsCert', 'tlsKey'] as const) {
+    const value = config[key];
+    if (value !== undefined) {
+      throw new ConfigError(
+        settingName(key, sources),
+        value,
+        `expected only together with --tls-listen (a certificate without a TLS listener would serve nothing over TLS)`,
+      );
+    }
+  }
+}

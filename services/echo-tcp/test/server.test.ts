@@ -2,17 +2,35 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type EchoContext, type EchoSocket, finishEcho, kEcho, startEcho } from '../src/server.js';
+import {
+  type EchoContext,
+  type EchoSocket,
+  finishEcho,
+  finishFastEcho,
+  kEcho,
+  startEcho,
+  startFastEcho,
+  takeOver,
+} from '../src/server.js';
 import { receive } from './helpers.js';
 
-/** An in-process echo server on 127.0.0.1:0 using server.ts's handlers alone. */
-async function echoServer(maxBuffered: number) {
+type Path = 'stream' | 'fast';
+
+/** An in-process echo server on 127.0.0.1:0 using server.ts's handlers alone: the stream path or the fast one. */
+async function echoServer(maxBuffered: number, path: Path = 'stream') {
   const context = { stats: { receivedBytes: 0, sentBytes: 0 }, maxBuffered, pauses: 0, onBackpressure: () => {} };
   context.onBackpressure = () => {
     context.pauses++;
   };
   const accepted: EchoSocket[] = [];
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+  const fast = path === 'fast';
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: fast }, (socket) => {
+    if (fast) {
+      const s = takeOver(socket, context as EchoContext);
+      accepted.push(s);
+      startFastEcho(s);
+      return;
+    }
     const s = socket as EchoSocket;
     s[kEcho] = context as EchoContext;
     accepted.push(s);
@@ -27,10 +45,10 @@ afterEach(() => {
   for (const f of cleanup.splice(0)) f();
 });
 
-describe('the echo loop (server.ts)', () => {
+describe.each(['stream', 'fast'] as const)('the echo loop (server.ts, %s path)', (path) => {
   it('stops reading when more than maxBuffered bytes are queued, and resumes when the client reads', async () => {
     const maxBuffered = 256 * 1024;
-    const { server, context, accepted, port } = await echoServer(maxBuffered);
+    const { server, context, accepted, port } = await echoServer(maxBuffered, path);
     cleanup.push(() => server.close());
     const client = net.connect({ port, host: '127.0.0.1' });
     cleanup.push(() => client.destroy());
@@ -51,7 +69,8 @@ describe('the echo loop (server.ts)', () => {
       }
     }
     const socket = accepted[0] as EchoSocket;
-    expect(socket.isPaused()).toBe(true);
+    // The fast path stops the handle's reads (onread returned false) without pausing the stream.
+    if (path === 'stream') expect(socket.isPaused()).toBe(true);
     expect(context.pauses).toBeGreaterThanOrEqual(1);
     // Bounded: the queue passed maxBuffered by at most one read (64 KiB).
     expect(socket.writableLength).toBeLessThanOrEqual(maxBuffered + 64 * 1024);
@@ -72,8 +91,8 @@ describe('the echo loop (server.ts)', () => {
     expect(context.stats.receivedBytes).toBe(offered);
   });
 
-  it('finishEcho echoes what was already read, sends FIN, and discards later input', async () => {
-    const { server, accepted, port } = await echoServer(1 << 20);
+  it('finishing echoes what was already read, sends FIN, and discards later input', async () => {
+    const { server, accepted, port } = await echoServer(1 << 20, path);
     cleanup.push(() => server.close());
     const client = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
     cleanup.push(() => client.destroy());
@@ -84,11 +103,35 @@ describe('the echo loop (server.ts)', () => {
     const echoed = receive(client, 6);
     client.write('before');
     await echoed;
-    finishEcho(accepted[0] as EchoSocket);
+    (path === 'fast' ? finishFastEcho : finishEcho)(accepted[0] as EchoSocket);
     await ended;
     client.write('after'); // read and dropped by the service, not echoed, not a reset
     client.end();
     await new Promise((r) => client.once('close', r));
     expect(Buffer.concat(chunks).toString()).toBe('before');
+  });
+
+  it('keeps the server connection count right: it drops when connections close, and close() completes', async () => {
+    const { server, port } = await echoServer(1 << 20, path);
+    const clients = await Promise.all(
+      Array.from(
+        { length: 3 },
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const c = net.connect({ port, host: '127.0.0.1' }, () => resolve(c));
+          }),
+      ),
+    );
+    for (const c of clients) {
+      const back = receive(c, 2);
+      c.write('hi');
+      expect((await back).toString()).toBe('hi');
+    }
+    const count = () => new Promise<number>((r, j) => server.getConnections((e, n) => (e ? j(e) : r(n))));
+    expect(await count()).toBe(3);
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    for (const c of clients) c.destroy();
+    await closed;
+    expect(await count()).toBe(0);
   });
 });
