@@ -6,6 +6,7 @@
  */
 import net from 'node:net';
 import { ConfigError } from './errors.js';
+import { formatIpv6, ipv6Words } from './ipv6-text.js';
 
 /** One parsed network: its address bytes with the host bits cleared, and the prefix length. */
 export interface Cidr {
@@ -71,25 +72,9 @@ export function ipToBytes(address: string): Buffer | undefined {
   if (family === 4) return Buffer.from(address.split('.').map(Number));
   if (family !== 6) return undefined;
   const zone = address.indexOf('%');
-  let text = zone === -1 ? address : address.slice(0, zone);
   const bytes = Buffer.alloc(16);
-  // An embedded IPv4 tail (`::ffff:192.0.2.1`) becomes two groups.
-  const lastColon = text.lastIndexOf(':');
-  const tail = text.slice(lastColon + 1);
-  if (tail.includes('.')) {
-    const [a = 0, b = 0, c = 0, d = 0] = tail.split('.').map(Number);
-    text = `${text.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head = '', rest] = text.split('::');
-  const headGroups = head === '' ? [] : head.split(':');
-  const tailGroups = rest === undefined || rest === '' ? [] : rest.split(':');
-  const groups = [
-    ...headGroups,
-    ...new Array<string>(8 - headGroups.length - tailGroups.length).fill('0'),
-    ...tailGroups,
-  ];
-  groups.forEach((group, i) => {
-    bytes.writeUInt16BE(Number.parseInt(group, 16), i * 2);
+  ipv6Words(zone === -1 ? address : address.slice(0, zone)).forEach((word, i) => {
+    bytes.writeUInt16BE(word, i * 2);
   });
   return bytes;
 }
@@ -98,28 +83,9 @@ export function ipToBytes(address: string): Buffer | undefined {
 export function formatIp(bytes: Buffer): string {
   if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   if (bytes.length !== 16) throw new RangeError(`an IP address has 4 or 16 bytes, not ${bytes.length}`);
-  if (isMappedV4(bytes)) return `::ffff:${formatIp(bytes.subarray(12))}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i));
-  // Longest run of two or more zero groups; the first one wins a tie (RFC 5952 §4.2.3).
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((group) => group.toString(16));
-  if (bestStart === -1) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
+  const words: number[] = [];
+  for (let i = 0; i < 16; i += 2) words.push(bytes.readUInt16BE(i));
+  return formatIpv6(words);
 }
 
 function isMappedV4(bytes: Buffer): boolean {
