@@ -14,13 +14,14 @@ import {
   defineCommand,
   defineService,
   type Endpoint,
+  EXIT,
   effectiveMaxConnections,
   formatEndpoint,
   listen,
   type RunningService,
 } from '@net/core';
 import { checkOptions, runCheck } from './check.js';
-import { clientOptions, runClient } from './client.js';
+import { CLIENT_EXIT, clientOptions, runClient } from './client.js';
 import { DEFAULT_PORT, echoOptions } from './config.js';
 import { ConnectionHandler } from './connection.js';
 import { renderGreeting } from './greeting.js';
@@ -166,6 +167,15 @@ export const service = defineService({
       args: 'HOST:PORT [MESSAGE...]',
       maxPositionals: 1000,
       options: clientOptions,
+      exitCodes: {
+        [CLIENT_EXIT.OK]: 'every byte came back and the server closed in order',
+        [CLIENT_EXIT.CONNECT_FAILED]: 'could not connect',
+        [CLIENT_EXIT.USAGE]: 'bad usage',
+        [CLIENT_EXIT.SHORT_ECHO]: 'the server closed in order but fewer bytes came back than were sent',
+        [CLIENT_EXIT.RESET]: 'the server reset the connection',
+        [CLIENT_EXIT.TIMEOUT]: 'nothing moved either way for --timeout',
+        [CLIENT_EXIT.ERROR]: 'another socket error',
+      },
       run: runClient,
     }),
     check: defineCommand({
@@ -174,6 +184,7 @@ export const service = defineService({
       args: 'HOST:PORT | <proxy_addr> <proxy_port> <server_addr> <server_port>',
       maxPositionals: 4,
       options: checkOptions,
+      exitCodes: { [EXIT.OK]: 'healthy: the echo matched', [EXIT.FAILURE]: 'unhealthy', [EXIT.USAGE]: 'bad usage' },
       run: runCheck,
     }),
   },
