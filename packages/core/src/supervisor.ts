@@ -107,14 +107,7 @@ export async function runDrain(input: {
     log.info('stopped');
     process.exit(0);
   };
-  const onSignal = (signal: NodeJS.Signals) => {
-    drain(signal).catch((err: unknown) => {
-      log.fatal({ err }, 'drain failed');
-      process.exit(70);
-    });
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  const onSignal = drainOnSignals(log, drain);
   process.on('SIGHUP', () => {
     if (!running.reload) return log.info('SIGHUP: nothing to reload');
     Promise.resolve(running.reload()).then(
@@ -373,15 +366,27 @@ export async function runSupervisor(input: {
     log.info('stopped');
     process.exit(0);
   };
+  input.startup?.dispose();
+  drainOnSignals(log, drain);
+}
+
+const EXIT_FAILURE = 1;
+
+/**
+ * Runs `drain` on SIGTERM and SIGINT (the drain itself decides what a second signal does); a drain that throws is
+ * logged and exits 70, never leaving the process half-stopped. Returns the handler for other triggers.
+ */
+function drainOnSignals(
+  log: Logger,
+  drain: (signal: NodeJS.Signals) => Promise<void>,
+): (signal: NodeJS.Signals) => void {
   const onSignal = (signal: NodeJS.Signals) => {
     drain(signal).catch((err: unknown) => {
       log.fatal({ err }, 'drain failed');
       process.exit(70);
     });
   };
-  input.startup?.dispose();
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  return onSignal;
 }
-
-const EXIT_FAILURE = 1;
