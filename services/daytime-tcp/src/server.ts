@@ -39,33 +39,129 @@ export interface IterativeDaytimeOptions {
   connections: ConnectionTracker;
 }
 
+// Per-connection state hangs on the socket under symbols and the listeners are module-level functions (`this` is
+// the socket): no closure, promise or bound function per connection (the same pattern as core's ConnectionTracker).
+/** The answerer a socket belongs to. */
+const kOwner: unique symbol = Symbol('daytime-tcp.owner');
+/** Sweep tick at which an answered socket's --close-timeout is over; undefined while it is not lingering. */
+const kDeadline: unique symbol = Symbol('daytime-tcp.deadline');
+
+type DaytimeSocket = net.Socket & {
+  [kOwner]: IterativeDaytime;
+  [kDeadline]?: number | undefined;
+};
+
+/**
+ * Both timeouts are enforced by one sweep that ticks this many times per the shorter timeout, instead of a timer
+ * per turn and per answered socket (two setTimeout/clearTimeout pairs per connection, with their Timeout objects,
+ * were ~6 % of the server CPU per answer). A timeout therefore fires after its value, never before, and late by at
+ * most two ticks (README, "Timeout precision").
+ */
+const SWEEPS_PER_TIMEOUT = 10;
+
+function socketOnError(this: DaytimeSocket, err: NodeJS.ErrnoException): void {
+  this[kOwner].socketError(err);
+}
+
+// RFC 867: "any data received is thrown away". Reading it keeps the receive buffer empty, so our eventual close
+// sends FIN rather than RST.
+function socketOnData(this: DaytimeSocket, chunk: Buffer): void {
+  this[kOwner].received(chunk.length);
+}
+
+/** 'finish': the line and our FIN have been handed to the kernel. */
+function socketOnFinish(this: DaytimeSocket): void {
+  this[kOwner].answered(this);
+}
+
+function socketOnClose(this: DaytimeSocket): void {
+  this[kOwner].closed(this);
+}
+
+/**
+ * A libuv stream handle as net.Socket drives it: Node sets its `onread` (an own property) and libuv calls it with
+ * an ArrayBuffer per chunk read, or with no argument when the read failed or hit EOF (nread < 0).
+ */
+interface StreamHandle {
+  onread: (buf: ArrayBuffer | undefined) => unknown;
+  [kSocket]?: DaytimeSocket;
+  [kNodeOnRead]?: (buf: ArrayBuffer | undefined) => unknown;
+}
+/** The socket of a lingering handle, and Node's own `onread` of that handle. */
+const kSocket: unique symbol = Symbol('daytime-tcp.socket');
+const kNodeOnRead: unique symbol = Symbol('daytime-tcp.node-onread');
+
+/**
+ * `onread` of an answered socket's handle. Chunks still go through Node (read, counted, discarded). The end of the
+ * input, by FIN or by reset, ends the connection quietly: Node would turn a reset into an ErrnoException whose
+ * stack it then formats (destroy() reads `err.stack`), ~10 % of the server CPU per answer for clients that close
+ * with a reset, when the client has had its answer and nothing is left to do but close. `onread` is Node's
+ * internal wiring (the same in Node 20 and 24, test/server.test.ts pins the behaviour); a socket whose handle does
+ * not look like this keeps Node's path.
+ */
+function lingerOnRead(this: StreamHandle, buf: ArrayBuffer | undefined): unknown {
+  if (buf !== undefined) return (this[kNodeOnRead] as StreamHandle['onread']).call(this, buf);
+  this[kSocket]?.destroy();
+  return undefined;
+}
+
+function sweep(owner: IterativeDaytime): void {
+  owner.sweep();
+}
+
 /**
  * Answers accepted daytime connections one at a time, in arrival order. Hand it every accepted socket with
  * {@link IterativeDaytime.accept}.
  */
 export class IterativeDaytime {
   readonly #options: IterativeDaytimeOptions;
-  readonly #now: () => Date;
+  readonly #now: (() => Date) | undefined;
+  /** The last line formatted and the second (ms since the epoch / 1000, floored) it is for: see #line. */
+  #lineSecond = Number.NaN;
+  #lineText = '';
   /** FIFO of sockets waiting for their turn: an array with a moving head, so taking the next one is O(1). */
-  #queue: (net.Socket | undefined)[] = [];
+  #queue: (DaytimeSocket | undefined)[] = [];
   #head = 0;
-  #busy = false;
+  /** The socket whose turn it is, and the sweep tick at which its --write-timeout is over. */
+  #current: DaytimeSocket | undefined;
+  #currentDeadline = 0;
+  /** Length of the line the current turn writes. */
+  #currentBytes = 0;
   #idleWaiters: (() => void)[] = [];
+  /** Plain numbers on the hot path, read by prom-client only when /metrics is scraped. */
+  #requests = 0;
   #sentBytes = 0;
   #receivedBytes = 0;
-  readonly #requests;
   readonly #rejected;
   readonly #limitHits;
   readonly #errors;
   #lastQueueFullWarning = 0;
+  /**
+   * The timeout sweep: its period, its tick count, and the timeouts in ticks. It runs only while a turn is under way
+   * or a socket lingers, and is unref'd. Answered sockets linger in insertion order, which is deadline order (one
+   * --close-timeout for all), so a sweep stops at the first one not yet due.
+   */
+  readonly #sweepMs: number;
+  #sweeper: NodeJS.Timeout | undefined;
+  #tick = 0;
+  readonly #writeTicks: number;
+  readonly #closeTicks: number;
+  readonly #lingering = new Set<DaytimeSocket>();
 
   constructor(options: IterativeDaytimeOptions) {
     this.#options = options;
-    this.#now = options.now ?? (() => new Date());
+    this.#now = options.now;
+    this.#sweepMs = Math.max(
+      1,
+      Math.floor(Math.min(options.writeTimeoutMs, options.closeTimeoutMs) / SWEEPS_PER_TIMEOUT),
+    );
+    // + 1: an item may start just before a tick, so n ticks later is only (n - 1) periods later; never fire early.
+    this.#writeTicks = Math.ceil(options.writeTimeoutMs / this.#sweepMs) + 1;
+    this.#closeTicks = Math.ceil(options.closeTimeoutMs / this.#sweepMs) + 1;
     const { metrics } = options;
+    metrics.collect('net_requests_total', () => this.#requests);
     metrics.collect('net_sent_bytes_total', () => this.#sentBytes);
     metrics.collect('net_received_bytes_total', () => this.#receivedBytes);
-    this.#requests = metrics.counter('net_requests_total');
     this.#rejected = metrics.counter('net_connections_rejected_total');
     this.#limitHits = metrics.counter('net_limit_hits_total');
     this.#errors = metrics.counter('net_errors_total');
@@ -77,53 +173,58 @@ export class IterativeDaytime {
   }
 
   /** Takes a freshly accepted socket: tracks it, discards its input, and queues it for its answer. */
-  accept(socket: net.Socket): void {
-    const { connections, log } = this.#options;
-    connections.add(socket);
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      // ECONNRESET from a client that gave up is ordinary; counted, logged at debug only.
-      this.#errors.inc({ code: err.code ?? 'unknown' });
-      log.debug({ err }, 'client socket error');
-    });
-    // RFC 867: "any data received is thrown away". Reading it keeps the receive buffer empty, so our eventual
-    // close sends FIN rather than RST.
-    socket.on('data', (chunk: Buffer) => {
-      this.#receivedBytes += chunk.length;
-    });
+  accept(accepted: net.Socket): void {
+    const socket = accepted as DaytimeSocket;
+    socket[kOwner] = this;
+    this.#options.connections.add(socket);
+    socket.on('error', socketOnError);
+    socket.on('data', socketOnData);
     if (this.pending >= this.#options.maxPending) {
       this.#rejected.inc({ reason: 'pending_queue_full' });
       this.#warnQueueFull();
       socket.destroy();
       return;
     }
+    socket.on('finish', socketOnFinish);
+    socket.on('close', socketOnClose);
     this.#queue.push(socket);
-    if (!this.#busy) void this.#run();
+    if (this.#current === undefined) this.#run();
   }
 
   /** Resolves once no connection waits for its answer. */
   idle(): Promise<void> {
-    if (!this.#busy && this.pending === 0) return Promise.resolve();
+    if (this.#current === undefined && this.pending === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  /** The loop: one turn per queued socket, strictly one at a time. */
-  async #run(): Promise<void> {
-    this.#busy = true;
-    try {
-      for (let socket = this.#next(); socket !== undefined; socket = this.#next()) {
-        await this.#answer(socket);
-      }
-    } finally {
-      this.#busy = false;
-      this.#queue = [];
-      this.#head = 0;
-      const waiters = this.#idleWaiters;
-      this.#idleWaiters = [];
-      for (const w of waiters) w();
+  /**
+   * The loop: starts the turn of the next queued socket that is still there. A turn ends in {@link answered},
+   * {@link closed} or {@link writeTimedOut}, which call this again: strictly one turn at a time.
+   */
+  #run(): void {
+    for (let socket = this.#next(); socket !== undefined; socket = this.#next()) {
+      // A client that gave up while queued needs no answer.
+      if (socket.destroyed || !socket.writable) continue;
+      this.#current = socket;
+      this.#currentDeadline = this.#tick + this.#writeTicks;
+      if (this.#sweeper === undefined) this.#startSweep();
+      // end(data): 'finish' once the data and our FIN have been handed to the kernel; 'close' instead when the
+      // socket fails first (then nothing was answered).
+      const line = this.#line();
+      this.#currentBytes = line.length;
+      socket.end(line, 'latin1');
+      return;
     }
+    // Nothing left: the queue restarts empty and idle() waiters are told.
+    this.#queue = [];
+    this.#head = 0;
+    const waiters = this.#idleWaiters;
+    if (waiters.length === 0) return;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
   }
 
-  #next(): net.Socket | undefined {
+  #next(): DaytimeSocket | undefined {
     if (this.#head >= this.#queue.length) return undefined;
     const socket = this.#queue[this.#head];
     this.#queue[this.#head++] = undefined; // let the socket be collected once it closes
@@ -135,50 +236,100 @@ export class IterativeDaytime {
     return socket;
   }
 
-  /** One turn: resolves once the line and FIN are with the kernel, the socket is gone, or the write timed out. */
-  #answer(socket: net.Socket): Promise<void> {
-    // A client that gave up while queued needs no answer.
-    if (socket.destroyed || !socket.writable) return Promise.resolve();
-    const { format, utc, writeTimeoutMs } = this.#options;
-    // The time is read when the turn starts, not when the connection arrived: it is "the current date".
-    const line = formatDaytime(this.#now(), format, { utc });
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = () => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        socket.off('close', finish);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.#limitHits.inc({ limit: 'write_timeout' });
-        this.#options.log.debug('write timeout: destroying a client that would not take its answer');
-        socket.destroy();
-        finish();
-      }, writeTimeoutMs);
-      socket.once('close', finish);
-      // end(data, cb): cb runs on 'finish', when the data and our FIN have been handed to the kernel.
-      // It is also called, with an error, when the socket fails first; then nothing was answered.
-      socket.end(line, 'latin1', (err?: Error | null) => {
-        if (!err) {
-          this.#requests.inc();
-          this.#sentBytes += line.length;
-          this.#lingerThenDestroy(socket);
-        }
-        finish();
-      });
-    });
+  /** Ends the current turn and starts the next one. */
+  #endTurn(): void {
+    this.#current = undefined;
+    this.#run();
   }
 
-  /** Gives the client `closeTimeout` to read the answer and close, then destroys the socket. */
-  #lingerThenDestroy(socket: net.Socket): void {
-    if (socket.destroyed) return;
-    const timer = setTimeout(() => {
-      this.#limitHits.inc({ limit: 'close_timeout' });
-      socket.destroy();
-    }, this.#options.closeTimeoutMs);
-    socket.once('close', () => clearTimeout(timer));
+  /**
+   * The line for the current second. The time is read when the turn starts, not when the connection arrived: it
+   * is "the current date". The text only changes once a second (seconds are truncated), so it is formatted once per
+   * second and reused. Keyed by the instant's second, so an injected clock gets exactly what formatDaytime would
+   * give it.
+   */
+  #line(): string {
+    const ms = this.#now === undefined ? Date.now() : this.#now().getTime();
+    const second = Math.floor(ms / 1000);
+    if (second !== this.#lineSecond) {
+      const { format, utc } = this.#options;
+      this.#lineText = formatDaytime(new Date(ms), format, { utc });
+      this.#lineSecond = second;
+    }
+    return this.#lineText;
+  }
+
+  /** @internal The socket's 'finish': its answer is with the kernel. Gives the client --close-timeout to close. */
+  answered(socket: DaytimeSocket): void {
+    this.#requests++;
+    this.#sentBytes += this.#currentBytes;
+    if (!socket.destroyed) {
+      socket[kDeadline] = this.#tick + this.#closeTicks;
+      this.#lingering.add(socket);
+      if (this.#sweeper === undefined) this.#startSweep();
+      const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
+      // Only where Node drives the handle as described at StreamHandle (any other socket keeps Node's path).
+      if (handle != null && typeof handle.onread === 'function') {
+        handle[kSocket] = socket;
+        handle[kNodeOnRead] = handle.onread;
+        handle.onread = lingerOnRead;
+      }
+    }
+    if (socket === this.#current) this.#endTurn();
+  }
+
+  /** @internal The socket's 'close'. */
+  closed(socket: DaytimeSocket): void {
+    if (socket[kDeadline] !== undefined) {
+      socket[kDeadline] = undefined;
+      this.#lingering.delete(socket);
+    }
+    if (socket === this.#current) this.#endTurn();
+  }
+
+  #startSweep(): void {
+    this.#sweeper = setInterval(sweep, this.#sweepMs, this);
+    this.#sweeper.unref();
+  }
+
+  /** @internal One tick of the timeout sweep. */
+  sweep(): void {
+    const tick = ++this.#tick;
+    for (const socket of this.#lingering) {
+      const deadline = socket[kDeadline] ?? 0;
+      if (deadline > tick) break;
+      // --close-timeout: the client had its answer and did not close in time.
+      socket[kDeadline] = undefined;
+      this.#lingering.delete(socket);
+      if (!socket.destroyed) {
+        this.#limitHits.inc({ limit: 'close_timeout' });
+        socket.destroy();
+      }
+    }
+    const current = this.#current;
+    if (current !== undefined && this.#currentDeadline <= tick) {
+      // --write-timeout: the kernel would not take the answer; the next client must not wait for this one.
+      this.#limitHits.inc({ limit: 'write_timeout' });
+      this.#options.log.debug('write timeout: destroying a client that would not take its answer');
+      current.destroy();
+      this.#endTurn();
+    }
+    if (this.#current === undefined && this.#lingering.size === 0 && this.#sweeper !== undefined) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+  }
+
+  /** @internal A client socket's 'error'. */
+  socketError(err: NodeJS.ErrnoException): void {
+    // ECONNRESET from a client that gave up is ordinary; counted, logged at debug only.
+    this.#errors.inc({ code: err.code ?? 'unknown' });
+    this.#options.log.debug({ err }, 'client socket error');
+  }
+
+  /** @internal Bytes a client sent (read and discarded). */
+  received(bytes: number): void {
+    this.#receivedBytes += bytes;
   }
 
   #warnQueueFull(): void {

@@ -61,7 +61,10 @@ export const service = defineService({
       for (const endpoint of ctx.endpoints) {
         // allowHalfOpen: a client that shuts down its sending side at once (`socat - TCP:host:13 </dev/null`)
         // still waits for the date; Node must not end our side on its FIN before the answer is written.
-        const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+        // No noDelay: the answer is one write on an idle connection, which Nagle never holds back (RFC 896 delays
+        // only while data is unacknowledged), and the FIN that follows is not delayed either; setting TCP_NODELAY
+        // would cost a setsockopt(2) per connection for nothing.
+        const server = net.createServer({ allowHalfOpen: true });
         server.maxConnections = config.maxConnections;
         server.on('connection', (socket) => answerer.accept(socket));
         // Past maxConnections Node closes the new socket at once and emits 'drop' (Node >= 18.6).

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type net from 'node:net';
 import { Duplex } from 'node:stream';
 import { ConnectionTracker, createLogger, Metrics } from '@net/core';
@@ -25,7 +26,7 @@ class FakeSocket extends Duplex {
   }
 }
 
-function setup(options: { maxPending?: number; writeTimeoutMs?: number } = {}) {
+function setup(options: { maxPending?: number; writeTimeoutMs?: number; closeTimeoutMs?: number } = {}) {
   const metrics = new Metrics({ service: 'daytime-tcp', instance: 'test', version: '0', processMetrics: false });
   const connections = new ConnectionTracker(metrics);
   const log = createLogger({ service: 'daytime-tcp', instance: 'test', level: 'silent', format: 'json' });
@@ -34,7 +35,7 @@ function setup(options: { maxPending?: number; writeTimeoutMs?: number } = {}) {
     utc: true,
     maxPending: options.maxPending ?? 10,
     writeTimeoutMs: options.writeTimeoutMs ?? 100,
-    closeTimeoutMs: 1000,
+    closeTimeoutMs: options.closeTimeoutMs ?? 1000,
     now: () => new Date('2026-11-04T09:05:02Z'),
     log,
     metrics,
@@ -80,6 +81,20 @@ describe('IterativeDaytime, the one-at-a-time answer loop', () => {
     expect(await value('net_limit_hits_total', 'limit="write_timeout"')).toBe(1);
     expect(await value('net_requests_total')).toBe(1);
     next.destroy();
+  });
+
+  it('destroys an answered client that does not close once --close-timeout is over, never before', async () => {
+    const { answerer, value } = setup({ writeTimeoutMs: 5000, closeTimeoutMs: 100 });
+    const lingering = new FakeSocket(false);
+    const t0 = performance.now();
+    answerer.accept(asSocket(lingering));
+    await answerer.idle();
+    expect(lingering.written).toHaveLength(26);
+    await Promise.race([once(lingering, 'close'), new Promise((r) => setTimeout(r, 2000))]);
+    // The sweep ticks every tenth of the shorter timeout: late by at most two ticks, early never.
+    expect(lingering.destroyed).toBe(true);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(100);
+    expect(await value('net_limit_hits_total', 'limit="close_timeout"')).toBe(1);
   });
 
   it('closes connections past --max-pending at once and counts them', async () => {

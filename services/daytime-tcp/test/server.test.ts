@@ -106,6 +106,26 @@ describe('daytime-tcp serve over TCP', () => {
       expect(Buffer.concat(chunks).toString()).toHaveLength(26);
     });
 
+    it('closes at once, with no error counted, a client that resets the connection after reading its answer', async () => {
+      const { port, admin } = await start(['--close-timeout', '30']);
+      for (let i = 0; i < 3; i++) {
+        const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+        socket.on('error', () => {});
+        const chunks: Buffer[] = [];
+        socket.on('data', (d: Buffer) => chunks.push(d));
+        await once(socket, 'end');
+        // Input after the answer is still read and discarded (and counted) until the client goes.
+        socket.write('bye\r\n');
+        expect(await metricBecomes(admin as string, 'net_received_bytes_total', '', 5 * (i + 1))).toBe(5 * (i + 1));
+        socket.resetAndDestroy();
+        expect(Buffer.concat(chunks).toString()).toHaveLength(26);
+      }
+      // Not left for --close-timeout (30 s): each reset ended its connection.
+      expect(await metricBecomes(admin as string, 'net_connections_open', '', 0)).toBe(0);
+      expect(await metric(admin as string, 'net_errors_total', 'code="ECONNRESET"')).toBeUndefined();
+      expect(await metric(admin as string, 'net_limit_hits_total', 'close_timeout')).toBeUndefined();
+    });
+
     it('is not held up by a client that never reads, and destroys it at --close-timeout', async () => {
       const { port, admin } = await start(['--close-timeout', '0.3']);
       const silent = await stalledClient(port);
