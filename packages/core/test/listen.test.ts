@@ -5,13 +5,12 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatEndpoint } from '../src/endpoint.js';
 import { AbortedError, AddressInUseError, SocketClosedError, UnixPathTooLongError } from '../src/errors.js';
 import { readToEnd, writeAll } from '../src/exact-io.js';
 import { boundEndpoint, listen } from '../src/listen.js';
+import { runAsNobody } from './support/as-nobody.js';
 
 const servers: net.Server[] = [];
 const dirs: string[] = [];
@@ -199,33 +198,14 @@ describe('listen', () => {
 describe('listen without privilege', () => {
   const isRoot = process.getuid?.() === 0;
 
-  async function listenAsNobody(endpoint: string): Promise<{ name: string; code: string; message: string }> {
-    const dir = await tempDir();
-    await fs.chmod(dir, 0o755);
-    const src = fileURLToPath(new URL('../src/', import.meta.url));
-    for (const file of ['errors', 'endpoint', 'listen']) {
-      const source = await fs.readFile(path.join(src, `${file}.ts`), 'utf8');
-      const { outputText } = ts.transpileModule(source, {
-        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-      });
-      await fs.writeFile(path.join(dir, `${file}.js`), outputText);
-    }
-    await fs.writeFile(path.join(dir, 'package.json'), '{"type":"module"}');
-    const script = `import { listen } from './listen.js';
+  function listenAsNobody(endpoint: string): Promise<{ name: string; code: string; message: string }> {
+    return runAsNobody(
+      'listen',
+      `import { listen } from './listen.js';
       listen(${JSON.stringify(endpoint)}).then(
         (s) => { console.log(JSON.stringify({ name: 'listening' })); s.close(); },
-        (e) => console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })));`;
-    await fs.writeFile(path.join(dir, 'main.js'), script);
-    const child = spawn(process.execPath, [path.join(dir, 'main.js')], { uid: 65534, gid: 65534, cwd: dir });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    await once(child, 'exit');
-    return JSON.parse(out) as { name: string; code: string; message: string };
+        (e) => console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })));`,
+    );
   }
 
   it.runIf(isRoot)(

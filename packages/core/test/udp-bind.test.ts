@@ -1,15 +1,11 @@
-import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AddressInUseError, BadEndpointError } from '../src/errors.js';
 import { reusePortSupport } from '../src/reuse-port.js';
 import { type BoundUdpSocket, bindUdp } from '../src/udp-bind.js';
+import { runAsNobody } from './support/as-nobody.js';
 
 const sockets: dgram.Socket[] = [];
 const dirs: string[] = [];
@@ -134,35 +130,15 @@ describe('bindUdp without privilege', () => {
     endpoint?: string;
   }
 
-  async function bindAsNobody(endpoint: string): Promise<ChildResult> {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'net-udp-bind-'));
-    dirs.push(dir);
-    await fs.chmod(dir, 0o755);
-    const src = fileURLToPath(new URL('../src/', import.meta.url));
-    for (const file of ['errors', 'endpoint', 'listen', 'reuse-port', 'sockopt', 'udp-bind']) {
-      const source = await fs.readFile(path.join(src, `${file}.ts`), 'utf8');
-      const { outputText } = ts.transpileModule(source, {
-        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-      });
-      await fs.writeFile(path.join(dir, `${file}.js`), outputText);
-    }
-    await fs.writeFile(path.join(dir, 'package.json'), '{"type":"module"}');
-    const script = `import { bindUdp } from './udp-bind.js';
+  function bindAsNobody(endpoint: string): Promise<ChildResult> {
+    return runAsNobody(
+      'udp-bind',
+      `import { bindUdp } from './udp-bind.js';
       bindUdp(${JSON.stringify(endpoint)}).then(
         (b) => { console.log(JSON.stringify({ name: 'bound', message: b.endpoint })); b.socket.close(); },
         (e) => console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message, hint: e.hint,
-          endpoint: e.endpoint })));`;
-    await fs.writeFile(path.join(dir, 'main.js'), script);
-    const child = spawn(process.execPath, [path.join(dir, 'main.js')], { uid: 65534, gid: 65534, cwd: dir });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    await once(child, 'exit');
-    return JSON.parse(out) as ChildResult;
+          endpoint: e.endpoint })));`,
+    );
   }
 
   it.runIf(isRoot)(

@@ -1,0 +1,64 @@
+/**
+ * Runs a snippet of core code as nobody (uid 65534), for the EACCES tests: the suites run as root, which may bind
+ * anything. Node 20 cannot load .ts, so the modules the snippet imports are transpiled with the TypeScript
+ * compiler into a temporary folder, following their relative imports, so that a new import in core can never
+ * leave the child without a module.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+
+const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
+const RELATIVE_IMPORT = /from '\.\/([\w-]+)\.js'/g;
+
+/** Transpiles `entry` (a module name in src/, without extension) and every module it imports, into `dir`. */
+async function transpileClosure(entry: string, dir: string): Promise<void> {
+  const pending = [entry];
+  const done = new Set<string>();
+  while (pending.length > 0) {
+    const name = pending.pop() as string;
+    if (done.has(name)) continue;
+    done.add(name);
+    const source = await fs.readFile(path.join(SRC, `${name}.ts`), 'utf8');
+    for (const m of source.matchAll(RELATIVE_IMPORT)) pending.push(m[1] as string);
+    const { outputText } = ts.transpileModule(source, {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+    });
+    await fs.writeFile(path.join(dir, `${name}.js`), outputText);
+  }
+}
+
+/**
+ * Runs `script` (an ES module that imports `./ENTRY.js` and prints one JSON line) as uid 65534 and returns the
+ * parsed line. The temporary folder is removed afterwards.
+ * @throws {Error} with the child's whole output when it printed no JSON (e.g. a module failed to load).
+ */
+export async function runAsNobody<T>(entry: string, script: string): Promise<T> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'net-as-nobody-'));
+  try {
+    await fs.chmod(dir, 0o755);
+    await transpileClosure(entry, dir);
+    await fs.writeFile(path.join(dir, 'package.json'), '{"type":"module"}');
+    await fs.writeFile(path.join(dir, 'main.js'), script);
+    const child = spawn(process.execPath, [path.join(dir, 'main.js')], { uid: 65534, gid: 65534, cwd: dir });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    await once(child, 'exit');
+    try {
+      return JSON.parse(out) as T;
+    } catch {
+      throw new Error(`the child running as nobody printed no JSON result:\n${out}`);
+    }
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
