@@ -14,18 +14,7 @@ import {
   unixSocketPath,
 } from '../src/endpoint.js';
 import { BadEndpointError, UnixPathTooLongError } from '../src/errors.js';
-
-/** mulberry32: a tiny seeded PRNG, so a failing generated case can be replayed from the seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from './support/prng.js';
 
 const SEED = 0x5eed;
 const CASES = 2_000;

@@ -14,6 +14,7 @@ import {
   type ReadProxyHeaderOptions,
   readProxyHeader,
 } from '../src/proxy-protocol.js';
+import { prng } from './support/prng.js';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 const SIG = '0d0a0d0a000d0a515549540a';
@@ -316,14 +317,7 @@ describe('PROXY_PROTOCOL_REASONS', () => {
 
 describe('parseProxyHeader: fuzz', () => {
   it('on 10,000 mutated and truncated headers throws only ProxyProtocolError and never claims more than the input', () => {
-    // mulberry32: a small seeded PRNG, so a failure reproduces.
-    let state = 0x5eed1234;
-    const random = () => {
-      state = (state + 0x6d2b79f5) | 0;
-      let t = Math.imul(state ^ (state >>> 15), 1 | state);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+    const random = prng(0x5eed1234);
     const int = (n: number) => Math.floor(random() * n);
     const seeds = [
       HAPROXY_V2_TCP4,
