@@ -18,6 +18,7 @@ import {
 import { type FaultOptions, faultsEnabled, finishFaultyEcho, startFaultyEcho } from './faults.js';
 import { RateLimitedWarning } from './rate-limited-log.js';
 import {
+  bytesSent,
   type EchoContext,
   type EchoSocket,
   type EchoStats,
@@ -240,7 +241,7 @@ export class ConnectionHandler {
     this.#connections.forEach((socket) => {
       const conn = socket as Conn;
       // Bytes read, and bytes handed to the socket for sending (queued ones included): traffic either way.
-      const bytes = conn.bytesRead + conn.bytesWritten;
+      const bytes = conn.bytesRead + bytesSent(conn);
       if (bytes !== conn[kSeenBytes]) {
         conn[kSeenBytes] = bytes;
         conn[kSeenTick] = tick;
@@ -317,7 +318,7 @@ function closeFields(conn: Conn, via: string): Record<string, unknown> {
     peer: conn[kPeer] ?? via,
     ...(conn[kPeer] !== undefined ? { via } : {}),
     receivedBytes: conn.bytesRead,
-    sentBytes: conn.bytesWritten,
+    sentBytes: bytesSent(conn),
   };
 }
 

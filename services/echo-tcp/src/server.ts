@@ -8,6 +8,7 @@
  * around this loop (connection.ts, faults.ts), never inside it.
  */
 import { type Server, Socket } from 'node:net';
+import { DirectWriter, systemError, WRITE_DONE, WRITE_FAILED } from './direct-write.js';
 
 /** Where a connection's state lives on its socket. */
 export const kEcho: unique symbol = Symbol('echo-tcp.connection');
@@ -38,7 +39,27 @@ export type EchoSocket = Socket & { [kEcho]: EchoContext };
 /** Set on a fast-path socket once a drain has begun: input is read and discarded from then on. */
 const kDiscard: unique symbol = Symbol('echo-tcp.discard');
 
-type FastSocket = EchoSocket & { [kDiscard]?: true };
+/** Fast path: bytes written on the handle directly; bytes of those writes libuv still holds; paused for them. */
+const kDirectBytes: unique symbol = Symbol('echo-tcp.direct-bytes');
+const kQueuedBytes: unique symbol = Symbol('echo-tcp.queued-bytes');
+const kWaiting: unique symbol = Symbol('echo-tcp.waiting');
+
+type FastSocket = EchoSocket & {
+  [kDiscard]?: true;
+  [kDirectBytes]: number;
+  [kQueuedBytes]: number;
+  [kWaiting]: boolean;
+};
+
+/** Bytes accepted for sending and not yet handed to the kernel: the stream's queue and the queued direct writes. */
+export function bytesQueued(socket: EchoSocket): number {
+  return socket.writableLength + ((socket as FastSocket)[kQueuedBytes] ?? 0);
+}
+
+/** Bytes handed to the socket for sending, including the fast path's direct writes (for logs and the idle sweep). */
+export function bytesSent(socket: EchoSocket): number {
+  return socket.bytesWritten + ((socket as FastSocket)[kDirectBytes] ?? 0);
+}
 
 /**
  * Starts echoing on a socket that has `[kEcho]` set. Expects a socket created with `allowHalfOpen: true`: the
@@ -127,9 +148,13 @@ function copyOut(source: Buffer, length: number): Buffer {
   }
   const chunk = slab.subarray(slabUsed, slabUsed + length);
   source.copy(chunk, 0, 0, length);
+  return chunk;
+}
+
+/** The write of the last copyOut did not complete at once: its slice stays owned by it. */
+function keepLastCopy(length: number): void {
   // 8-byte aligned, like Node's own pool.
   slabUsed = (slabUsed + length + 7) & ~7;
-  return chunk;
 }
 
 /** The options of the re-wrapped socket; `handle` is the accepted handle (undocumented option, see below). */
@@ -161,6 +186,9 @@ export function takeOver(accepted: Socket, context: EchoContext): EchoSocket {
   internal._server = server;
   internal.server = server;
   socket[kEcho] = context;
+  socket[kDirectBytes] = 0;
+  socket[kQueuedBytes] = 0;
+  socket[kWaiting] = false;
   return socket;
 }
 
@@ -171,7 +199,11 @@ export function startFastEcho(socket: EchoSocket): void {
 
 /**
  * The fast hot path: `buf` is the shared buffer, valid until this function returns. Returning false stops reading
- * (Node calls readStop) until 'drain' resumes it.
+ * (Node calls readStop) until a 'drain' (stream writes) or the last queued direct write resumes it.
+ *
+ * The echo goes straight to the handle (direct-write.ts) when the socket's own queue is empty; else (a greeting still
+ * queued, say) through `socket.write()`, behind what is queued there, so that bytes never overtake each other.
+ * libuv keeps its own writes in order, so direct writes queue behind each other and behind the stream's.
  */
 function fastOnRead(this: FastSocket, nread: number, buf: Buffer): boolean {
   if (this[kDiscard] === true) return true;
@@ -179,12 +211,49 @@ function fastOnRead(this: FastSocket, nread: number, buf: Buffer): boolean {
   echo.stats.receivedBytes += nread;
   echo.stats.sentBytes += nread;
   const chunk = copyOut(buf, nread);
-  if (!this.write(chunk) && this.writableLength > echo.maxBuffered) {
+  if (writer !== undefined && this.writableLength === 0) {
+    this[kDirectBytes] += nread;
+    const outcome = writer.write(this, chunk, this);
+    if (outcome === WRITE_DONE) return true;
+    if (outcome === WRITE_FAILED) {
+      this.destroy(writer.lastError);
+      return false;
+    }
+    keepLastCopy(nread);
+    this[kQueuedBytes] += nread;
+    if (this[kQueuedBytes] > echo.maxBuffered) {
+      this[kWaiting] = true;
+      echo.onBackpressure();
+      return false;
+    }
+    return true;
+  }
+  const below = this.write(chunk);
+  if (this.writableLength === 0) return true;
+  keepLastCopy(nread);
+  if (!below && this.writableLength > echo.maxBuffered) {
     this.once('drain', fastOnDrain);
     echo.onBackpressure();
     return false;
   }
   return true;
+}
+
+const writer = DirectWriter.available ? new DirectWriter(afterQueuedWrite) : undefined;
+
+/** A direct write libuv had queued is done: read again once none is left, if reading stopped for them. */
+function afterQueuedWrite(owner: unknown, length: number, status: number): void {
+  const socket = owner as FastSocket;
+  socket[kQueuedBytes] -= length;
+  if (status < 0) {
+    // Reset or closed under the write; ECANCELED when we destroyed it ourselves.
+    if (!socket.destroyed) socket.destroy(systemError(status));
+    return;
+  }
+  if (socket[kWaiting] && socket[kQueuedBytes] === 0) {
+    socket[kWaiting] = false;
+    if (!socket.destroyed) socket.resume();
+  }
 }
 
 function fastOnDrain(this: FastSocket): void {
