@@ -197,3 +197,28 @@ export class ProxyProtocolError extends NetError {
     this.reason = reason;
   }
 }
+
+/** Batched datagram I/O (recvmmsg/sendmmsg) cannot run here: not Linux x64/arm64, or koffi missing. */
+export class DatagramBatchUnsupportedError extends NetError {
+  override name = 'DatagramBatchUnsupportedError';
+  override code = 'NET_ERR_DATAGRAM_BATCH_UNSUPPORTED' as const;
+  constructor(reason: string, options?: ErrorOptions) {
+    super(`batched datagram I/O is not available: ${reason}`, options);
+  }
+}
+
+/** A system call of batched datagram I/O failed; `errnoCode` is the errno as Node names it ('EPERM', 'ENOBUFS'). */
+export class DatagramBatchError extends NetError {
+  override name = 'DatagramBatchError';
+  override code = 'NET_ERR_DATAGRAM_BATCH' as const;
+  readonly syscall: string;
+  /** Negative, as libuv's. */
+  readonly errno: number;
+  readonly errnoCode: string;
+  constructor(syscall: string, errno: number, errnoCode: string) {
+    super(`${syscall} ${errnoCode}`);
+    this.syscall = syscall;
+    this.errno = errno;
+    this.errnoCode = errnoCode;
+  }
+}

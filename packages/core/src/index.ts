@@ -4,6 +4,13 @@ export * from './config.js';
 export * from './config-types.js';
 export * from './connect.js';
 export * from './connection-tracker.js';
+export {
+  DATAGRAM_SLOT_SIZE,
+  DatagramBatch,
+  datagramBatchSupport,
+  datagramSocketFd,
+  takeOverDatagramSocket,
+} from './datagram-batch.js';
 export * from './endpoint.js';
 export * from './errors.js';
 export * from './exact-io.js';
