@@ -2,7 +2,7 @@
  * The `serve` settings of udp-echo (the runtime adds --host, --port, --listen, --admin-port, logging and drain).
  * Every limit has a default that is safe on the open Internet; see README "Limits".
  */
-import { DEFAULT_GUARDED_PORT_RANGES, decimal, integer, option, portSetType, workersOption } from '@net/core';
+import { DEFAULT_GUARDED_PORT_RANGES, decimal, integer, oneOf, option, portSetType, workersOption } from '@net/core';
 
 /** Largest UDP payload over IPv4: 65,535 (IPv4 total length) - 20 (IPv4 header) - 8 (UDP header), RFC 768/791. */
 export const MAX_PAYLOAD_IPV4 = 65_507;
@@ -59,6 +59,12 @@ export const options = {
   sendBuffer: option({
     type: bufferSize,
     description: 'Socket send buffer (SO_SNDBUF) in bytes; the effective size is logged. Kernel default when unset',
+  }),
+  io: option({
+    type: oneOf(['auto', 'batch', 'dgram'] as const),
+    default: 'auto',
+    description:
+      'How datagrams are read and answered: batch (a worker thread, up to 64 datagrams per recvmmsg/sendmmsg call), dgram (one event per datagram, logs each drop at debug level), auto (batch unless the log level is debug or batches are unavailable here)',
   }),
   drainQuiet: option({
     type: decimal(0, 3600, 'seconds'),

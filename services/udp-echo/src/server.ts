@@ -40,8 +40,48 @@ export interface UdpEchoOptions {
   onError?: (err: NodeJS.ErrnoException) => void;
 }
 
-/** The echo over any number of bound sockets, with its counters. */
-export class UdpEcho {
+/** What the service needs of an echo engine: this dgram one, or the batch one (batch-echo.ts). */
+export interface EchoEngine {
+  readonly received: number;
+  readonly receivedBytes: number;
+  readonly sent: number;
+  readonly sentBytes: number;
+  /** By DROP_REASONS index. */
+  readonly dropped: Float64Array;
+  /** Socket errors by code (`net_errors_total`). */
+  readonly errors: ReadonlyMap<string, number>;
+  /** Sources in the rate limiter's table (0 without one). */
+  readonly sources: number;
+  /** Adds a bound socket; answering starts with {@link start} (dgram: at once). */
+  attach(socket: dgram.Socket): void;
+  start(): Promise<void>;
+  /** Resolves once the traffic has stopped and every reply started has left, then closes the sockets. */
+  drained(quietMs: number): Promise<void>;
+  /** Closes every socket now. */
+  close(): Promise<void>;
+}
+
+/**
+ * Resolves once `received()` has not changed for `quietMs`.
+ *
+ * UDP has no connection whose end marks the end of the work: a client may be in the middle of an exchange, and a
+ * load balancer keeps sending until its health check sees /readyz fail. So a drain keeps answering and ends when
+ * the traffic does; the runtime's --drain-timeout bounds it when the traffic never stops.
+ */
+export async function untilQuiet(received: () => number, quietMs: number): Promise<void> {
+  // Sampling the receive counter costs nothing on the hot path; quiet means `ticks` samples in a row unchanged.
+  const ticks = 4;
+  let seen = received();
+  let unchanged = 0;
+  while (quietMs > 0 && unchanged < ticks) {
+    await sleep(quietMs / ticks);
+    unchanged = received() === seen ? unchanged + 1 : 0;
+    seen = received();
+  }
+}
+
+/** The echo over any number of bound sockets, with its counters: one dgram 'message' event per datagram. */
+export class UdpEcho implements EchoEngine {
   /** Datagrams and payload bytes received, answered; dropped ones by DROP_REASONS index. */
   received = 0;
   receivedBytes = 0;
@@ -58,6 +98,10 @@ export class UdpEcho {
 
   constructor(options: UdpEchoOptions) {
     this.#options = options;
+  }
+
+  get sources(): number {
+    return this.#options.limiter?.size ?? 0;
   }
 
   /** Replies not yet handed to the kernel or failed (the drain waits for them). */
@@ -100,25 +144,17 @@ export class UdpEcho {
   }
 
   /**
-   * Resolves once no datagram has arrived for `quietMs` and every reply started has left, then closes the sockets.
-   *
-   * UDP has no connection whose end marks the end of the work: a client may be in the middle of an exchange, and a
-   * load balancer keeps sending until its health check sees /readyz fail. So a drain keeps answering and ends when
-   * the traffic does; the runtime's --drain-timeout bounds it when the traffic never stops.
+   * Resolves once no datagram has arrived for `quietMs` (see {@link untilQuiet}) and every reply started has left,
+   * then closes the sockets.
    */
   async drained(quietMs: number): Promise<void> {
-    // Sampling the receive counter costs nothing on the hot path; quiet means `ticks` samples in a row unchanged.
-    const ticks = 4;
-    let seen = this.received;
-    let unchanged = 0;
-    while (quietMs > 0 && unchanged < ticks) {
-      await sleep(quietMs / ticks);
-      unchanged = this.received === seen ? unchanged + 1 : 0;
-      seen = this.received;
-    }
+    await untilQuiet(() => this.received, quietMs);
     while (this.#inFlight > 0) await sleep(10);
     await this.close();
   }
+
+  /** Nothing to start: attach() starts answering at once. */
+  async start(): Promise<void> {}
 
   /** Closes every socket now; replies still queued in user space are cancelled. */
   async close(): Promise<void> {

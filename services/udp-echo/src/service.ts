@@ -3,11 +3,20 @@
  * with a bounded source table, a bounded send queue), on the shared runtime of @net/core.
  */
 import { createRequire } from 'node:module';
-import { type BoundUdpSocket, bindUdp, defineService, type Logger, ReflectionGuard } from '@net/core';
+import {
+  type BoundUdpSocket,
+  bindUdp,
+  ConfigError,
+  defineService,
+  type Logger,
+  type PortRange,
+  ReflectionGuard,
+} from '@net/core';
+import { BatchEcho, batchEngineSupport } from './batch-echo.js';
 import { checkCommand, clientCommand } from './client.js';
 import { options } from './config.js';
 import { RateLimiter } from './rate-limiter.js';
-import { DROP_REASONS, UdpEcho } from './server.js';
+import { DROP_REASONS, type EchoEngine, UdpEcho } from './server.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -28,33 +37,43 @@ export const service = defineService({
   options,
   async serve(ctx) {
     const { config, log, metrics } = ctx;
-    const limiter =
+    const limits =
       config.rateLimitPackets > 0 || config.rateLimitBytes > 0
-        ? new RateLimiter(
-            {
-              packetsPerSecond: config.rateLimitPackets,
-              packetBurst: config.rateLimitPacketBurst,
-              bytesPerSecond: config.rateLimitBytes,
-              byteBurst: config.rateLimitByteBurst,
-            },
-            config.rateLimitSources,
-          )
+        ? {
+            packetsPerSecond: config.rateLimitPackets,
+            packetBurst: config.rateLimitPacketBurst,
+            bytesPerSecond: config.rateLimitBytes,
+            byteBurst: config.rateLimitByteBurst,
+          }
         : undefined;
-    const guard = new ReflectionGuard(config.guardPorts);
     const debug = log.isLevelEnabled('debug');
+    const batchUnsupported =
+      config.io === 'dgram' || (config.io === 'auto' && debug) ? undefined : batchEngineSupport();
+    if (config.io === 'batch' && batchUnsupported !== undefined)
+      throw new ConfigError('--io', 'batch', `expected auto or dgram here (${batchUnsupported})`);
+    const useBatch = config.io === 'batch' || (config.io === 'auto' && !debug && batchUnsupported === undefined);
+    // The dgram engine's limiter lives here; the batch engine builds its own in the worker from the same limits.
+    const limiter = limits !== undefined && !useBatch ? new RateLimiter(limits, config.rateLimitSources) : undefined;
+    const guardPorts: PortRange[] = [...config.guardPorts];
+    const guard = new ReflectionGuard(guardPorts);
     const errorsReported = { count: 0, last: undefined as NodeJS.ErrnoException | undefined };
-    const echo = new UdpEcho({
-      guard,
-      limiter,
-      maxQueuedBytes: config.maxQueuedBytes,
-      onDrop: debug
-        ? (reason, rinfo, size) =>
-            log.debug({ reason, peer: `${rinfo.address}:${rinfo.port}`, size }, 'datagram dropped')
-        : undefined,
-      onError: (err) => {
-        errorsReported.last = err;
-      },
-    });
+    const onError = (err: NodeJS.ErrnoException) => {
+      errorsReported.last = err;
+    };
+    const echo: EchoEngine = useBatch
+      ? new BatchEcho({ guardPorts: () => guardPorts, limits, sources: config.rateLimitSources, onError })
+      : new UdpEcho({
+          guard,
+          limiter,
+          maxQueuedBytes: config.maxQueuedBytes,
+          onDrop: debug
+            ? (reason, rinfo, size) =>
+                log.debug({ reason, peer: `${rinfo.address}:${rinfo.port}`, size }, 'datagram dropped')
+            : undefined,
+          onError,
+        });
+    if (config.io === 'auto' && batchUnsupported !== undefined)
+      log.warn({ reason: batchUnsupported }, 'batched datagram I/O unavailable: answering one datagram at a time');
 
     // Hot-path counters are plain numbers read at scrape time. prom-client reads metrics in registration order and
     // synchronously, so the gauge declared first also moves the labelled counts (which `collect` cannot read) into
@@ -75,7 +94,7 @@ export const service = defineService({
     };
     metrics.collect('net_rate_limit_sources', () => {
       flush();
-      return limiter?.size ?? 0;
+      return echo.sources;
     });
     metrics.collect('net_datagrams_received_total', () => echo.received);
     metrics.collect('net_received_bytes_total', () => echo.receivedBytes);
@@ -101,12 +120,29 @@ export const service = defineService({
       throw err;
     }
     // Two echo servers must never answer each other (CVE-1999-0103), whatever port they run on.
-    for (const b of bound) guard.add([b.port, b.port]);
+    for (const b of bound) {
+      guard.add([b.port, b.port]);
+      guardPorts.push([b.port, b.port]);
+    }
     for (const b of bound) {
       logBuffers(log, b, config.recvBuffer, config.sendBuffer, ctx.worker === undefined || ctx.worker.id === 1);
       echo.attach(b.socket);
     }
-    log.debug({ guardedPorts: guard.size, sources: limiter?.capacity ?? 0 }, 'reflection guard and rate limiter set');
+    try {
+      await echo.start();
+    } catch (err) {
+      for (const b of bound) b.socket.close();
+      throw err;
+    }
+    log.info({ io: useBatch ? 'batch' : 'dgram' }, 'datagram I/O');
+    log.debug(
+      {
+        guardedPorts: guard.size,
+        sources: limits === undefined ? 0 : config.rateLimitSources,
+        io: useBatch ? 'batch' : 'dgram',
+      },
+      'reflection guard and rate limiter set',
+    );
 
     const reported = new Float64Array(DROP_REASONS.length);
     const timer = setInterval(() => {
@@ -137,7 +173,7 @@ export const service = defineService({
 });
 
 /** Logs the drops since the last warning, once per interval: never per datagram. */
-function warnOnDrops(log: Logger, echo: UdpEcho, reported: Float64Array): void {
+function warnOnDrops(log: Logger, echo: EchoEngine, reported: Float64Array): void {
   const since: Partial<Record<string, number>> = {};
   let any = false;
   for (let i = 0; i < DROP_REASONS.length; i++) {

@@ -2,7 +2,7 @@ import type dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { runToExit, scrapeMetrics, startService, stopAllServices } from '@net/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BIN, bound, exchange, metric, pattern, startEcho, waitForMetric } from './helpers.js';
+import { BIN, bound, exchange, metric, pattern, startEcho as startEchoWith, waitForMetric } from './helpers.js';
 
 // Rate limits off unless a test is about them: these tests send faster than any sane per-source default.
 const NO_LIMITS = ['--rate-limit-packets', '0', '--rate-limit-bytes', '0'];
@@ -19,7 +19,26 @@ afterEach(async () => {
   await stopAllServices();
 });
 
-describe('udp-echo serve', () => {
+describe('udp-echo --io auto', () => {
+  it('answers with the batch engine at the default log level, and with dgram at debug (to log each drop)', async () => {
+    const batch = await startEchoWith([]);
+    expect((await batch.waitForLine((l) => l.msg === 'datagram I/O')).io).toBe('batch');
+    const dgram = await startEchoWith(['--log-level', 'debug']);
+    expect((await dgram.waitForLine((l) => l.msg === 'datagram I/O')).io).toBe('dgram');
+    const c = await client();
+    expect((await exchange(c, Buffer.from('auto'), batch.port, '127.0.0.1'))?.toString()).toBe('auto');
+    expect((await exchange(c, Buffer.from('debug'), dgram.port, '127.0.0.1'))?.toString()).toBe('debug');
+  });
+
+  it('refuses an unknown --io with the accepted values (exit 2)', async () => {
+    const r = await runToExit(BIN, ['serve', '--io', 'fast']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--io.*"fast".*auto, batch, dgram/);
+  });
+});
+
+describe.each(['batch', 'dgram'] as const)('udp-echo serve --io %s', (io) => {
+  const startEcho = (args: readonly string[] = []) => startEchoWith(['--io', io, ...args]);
   it('sends every datagram back unchanged: 0, 1, 1472 and 65,507 bytes over IPv4', async () => {
     const s = await startEcho(NO_LIMITS);
     const c = await client();
@@ -271,6 +290,8 @@ describe('udp-echo serve', () => {
       '0',
       '--workers',
       '2',
+      '--io',
+      io,
       ...NO_LIMITS,
     ]);
     for (let i = 0; i < 20; i++) {
