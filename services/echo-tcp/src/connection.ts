@@ -15,6 +15,7 @@ import {
   ProxyProtocolError,
   readProxyHeader,
 } from '@net/core';
+import { errnoCode, systemError } from './errno.js';
 import { type FaultOptions, faultsEnabled, finishFaultyEcho, startFaultyEcho } from './faults.js';
 import { RateLimitedWarning } from './rate-limited-log.js';
 import {
@@ -108,6 +109,7 @@ export class ConnectionHandler {
       stats: this.stats,
       maxBuffered: options.maxBuffered,
       onBackpressure: () => limitHits.inc({ limit: 'max_buffered' }),
+      onReadError: (socket, errno) => readError(socket as Conn, errno),
       log,
       metrics,
     };
@@ -327,6 +329,15 @@ function connOnError(this: Conn, err: NodeJS.ErrnoException): void {
   const { metrics, log } = this[kEcho];
   metrics.counter('net_errors_total').inc({ code: err.code ?? 'unknown' });
   if (log.isLevelEnabled('debug')) log.debug({ peer: this[kPeer] ?? formatPeer(this), err }, 'connection error');
+}
+
+/** A fast-path read error, counted as connOnError counts an 'error' event, with no Error built unless logged. */
+function readError(conn: Conn, errno: number): void {
+  const { metrics, log } = conn[kEcho];
+  const code = errnoCode(errno);
+  metrics.counter('net_errors_total').inc({ code });
+  if (log.isLevelEnabled('debug'))
+    log.debug({ peer: conn[kPeer] ?? formatPeer(conn), err: systemError(errno, 'read') }, 'connection error');
 }
 
 /** No traffic either way for --idle-timeout: the client is gone or stuck; free its descriptor and buffers. */

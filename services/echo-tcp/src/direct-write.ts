@@ -6,52 +6,27 @@
  * ends there; only a write that libuv has to queue gets its own request, whose completion we are told of.
  * Measured on 64 B and 4 KiB ping-pong x50 (bench, same run): 0.81x -> 0.90x and 0.82x -> 0.90x of the C reference.
  *
- * This uses Node internals: `process.binding('stream_wrap')` (WriteWrap and the shared stream state, DEP0111:
- * documentation-only deprecation, a warning only under --pending-deprecation) and `socket._handle.writeBuffer`, as
- * Node's own net.js does. They are the same on Node 20, 24 and 26 (tested on each); when they are missing, the
- * binding reports itself unavailable and the echo falls back to `socket.write()`.
+ * This uses Node internals: the stream binding (stream-binding.ts) and `socket._handle.writeBuffer`, as Node's own
+ * net.js does; when the binding is missing, the writer reports itself unavailable and the echo falls back to
+ * `socket.write()`.
  */
 import type { Socket } from 'node:net';
-import { getSystemErrorName } from 'node:util';
+import { systemError } from './errno.js';
+import { streamBinding, type WriteRequest } from './stream-binding.js';
 
-/** The request object libuv's write completes; fields are ours except `oncomplete`, `handle` and `error`. */
-interface WriteRequest {
-  oncomplete: (this: WriteRequest, status: number) => void;
-  handle: unknown;
+/** A write request with the fields this module keeps on it. */
+interface DirectWriteRequest extends WriteRequest {
   /** The memory libuv writes from: kept alive until the write completes. */
   buffer: Buffer | null;
   owner: unknown;
   done: QueuedWriteDone;
-  error?: string;
-}
-
-interface StreamBinding {
-  WriteWrap: new () => WriteRequest;
-  streamBaseState: Int32Array;
-  kLastWriteWasAsync: number;
 }
 
 interface WritableHandle {
   writeBuffer(req: WriteRequest, data: Buffer): number;
 }
 
-function loadBinding(): StreamBinding | undefined {
-  try {
-    const binding = (process as unknown as { binding(name: string): Partial<StreamBinding> }).binding('stream_wrap');
-    if (
-      typeof binding.WriteWrap === 'function' &&
-      binding.streamBaseState instanceof Int32Array &&
-      typeof binding.kLastWriteWasAsync === 'number'
-    ) {
-      return binding as StreamBinding;
-    }
-  } catch {
-    // process.binding removed or the module no longer allowed: fall back.
-  }
-  return undefined;
-}
-
-const binding = loadBinding();
+const binding = streamBinding;
 const state = binding?.streamBaseState;
 const kLastWriteWasAsync = binding?.kLastWriteWasAsync ?? 0;
 
@@ -70,7 +45,7 @@ export type QueuedWriteDone = (owner: unknown, length: number, status: number) =
  */
 export class DirectWriter {
   readonly #done: QueuedWriteDone;
-  #spare: WriteRequest | undefined;
+  #spare: DirectWriteRequest | undefined;
 
   constructor(done: QueuedWriteDone) {
     this.#done = done;
@@ -93,7 +68,7 @@ export class DirectWriter {
       this.lastError = systemError(-32 /* EPIPE */);
       return WRITE_FAILED;
     }
-    const req = this.#spare as WriteRequest;
+    const req = this.#spare as DirectWriteRequest;
     const err = handle.writeBuffer(req, data);
     if (err !== 0) {
       this.lastError = systemError(err);
@@ -112,8 +87,8 @@ export class DirectWriter {
   /** The error of the last {@link WRITE_FAILED}. */
   lastError: NodeJS.ErrnoException | undefined;
 
-  #newRequest(): WriteRequest {
-    const req = new (binding as StreamBinding).WriteWrap();
+  #newRequest(): DirectWriteRequest {
+    const req = new (binding as NonNullable<typeof binding>).WriteWrap() as DirectWriteRequest;
     req.buffer = null;
     req.owner = null;
     req.handle = null;
@@ -124,25 +99,10 @@ export class DirectWriter {
 }
 
 /** libuv finished a queued write (status 0), or failed or cancelled it (a negative errno: reset, closed...). */
-function onWriteComplete(this: WriteRequest, status: number): void {
+function onWriteComplete(this: DirectWriteRequest, status: number): void {
   const { owner, buffer } = this;
   this.owner = null;
   this.buffer = null;
   this.handle = null;
   this.done(owner, buffer === null ? 0 : buffer.length, status);
-}
-
-/** A negative libuv errno as the Error Node itself would give ('EPIPE', 'ECONNRESET'...). */
-export function systemError(errno: number): NodeJS.ErrnoException {
-  let code: string;
-  try {
-    code = getSystemErrorName(errno);
-  } catch {
-    code = `E${-errno}`;
-  }
-  const error = new Error(`write ${code}`) as NodeJS.ErrnoException;
-  error.errno = errno;
-  error.code = code;
-  error.syscall = 'write';
-  return error;
 }

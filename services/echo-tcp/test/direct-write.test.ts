@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DirectWriter, systemError, WRITE_DONE, WRITE_FAILED, WRITE_QUEUED } from '../src/direct-write.js';
+import { DirectWriter, WRITE_DONE, WRITE_FAILED, WRITE_QUEUED } from '../src/direct-write.js';
+import { systemError } from '../src/errno.js';
 
 /** A connected pair on 127.0.0.1: `server` is the accepted socket we write on directly, `client` its peer. */
 async function pair(): Promise<{ server: net.Socket; client: net.Socket; close: () => void }> {

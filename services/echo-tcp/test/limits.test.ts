@@ -27,6 +27,20 @@ async function metricUntil(
 describe('limits', () => {
   afterEach(stopAllServices);
 
+  it('counts clients that reset their connection as net_errors_total{code="ECONNRESET"} and frees them', async () => {
+    const service = await startEcho(['--admin-port', '0']);
+    for (let i = 0; i < 3; i++) {
+      const s = await connectTo(service.port);
+      const back = receive(s, 4);
+      s.write('ping');
+      expect((await back).toString()).toBe('ping');
+      s.resetAndDestroy();
+    }
+    expect(await metricUntil(service, 'net_errors_total', { code: 'ECONNRESET' }, (v) => v >= 3)).toBe(3);
+    expect(await metricUntil(service, 'net_connections_open', {}, (v) => v === 0)).toBe(0);
+    expect(await metric(service, 'net_connections_total')).toBe(3);
+  });
+
   it('closes a connection idle for --idle-timeout and counts it', async () => {
     const service = await startEcho(['--idle-timeout', '0.3', '--admin-port', '0']);
     const idle = await connectTo(service.port);

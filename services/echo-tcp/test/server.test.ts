@@ -19,9 +19,17 @@ type Path = 'stream' | 'fast';
 
 /** An in-process echo server on 127.0.0.1:0 using server.ts's handlers alone: the stream path or the fast one. */
 async function echoServer(maxBuffered: number, path: Path = 'stream') {
-  const context = { stats: { receivedBytes: 0, sentBytes: 0 }, maxBuffered, pauses: 0, onBackpressure: () => {} };
-  context.onBackpressure = () => {
-    context.pauses++;
+  const context = {
+    stats: { receivedBytes: 0, sentBytes: 0 },
+    maxBuffered,
+    pauses: 0,
+    readErrors: [] as number[],
+    onBackpressure: () => {
+      context.pauses++;
+    },
+    onReadError: (_socket: EchoSocket, errno: number) => {
+      context.readErrors.push(errno);
+    },
   };
   const accepted: EchoSocket[] = [];
   const fast = path === 'fast';
@@ -91,6 +99,30 @@ describe.each(['stream', 'fast'] as const)('the echo loop (server.ts, %s path)',
     });
     expect(Buffer.concat(chunks).equals(payload.subarray(0, offered))).toBe(true);
     expect(context.stats.receivedBytes).toBe(offered);
+  });
+
+  it('on a client reset, closes the socket and reports it once: onReadError on the fast path, an error event on the stream path', async () => {
+    const { server, context, accepted, port } = await echoServer(1 << 20, path);
+    cleanup.push(() => server.close());
+    const client = net.connect({ port, host: '127.0.0.1' });
+    cleanup.push(() => client.destroy());
+    await new Promise((r) => client.once('connect', r));
+    const back = receive(client, 5);
+    client.write('hello');
+    expect((await back).toString()).toBe('hello');
+    const socket = accepted[0] as EchoSocket;
+    const errors: NodeJS.ErrnoException[] = [];
+    socket.on('error', (err: NodeJS.ErrnoException) => errors.push(err));
+    const closed = new Promise((r) => socket.once('close', r));
+    client.resetAndDestroy();
+    await closed;
+    if (path === 'fast') {
+      expect(context.readErrors).toEqual([-104]); // ECONNRESET, with no Error object built
+      expect(errors).toEqual([]);
+    } else {
+      expect(context.readErrors).toEqual([]);
+      expect(errors.map((e) => e.code)).toEqual(['ECONNRESET']);
+    }
   });
 
   it('finishing echoes what was already read, sends FIN, and discards later input', async () => {
