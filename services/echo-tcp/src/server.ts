@@ -153,10 +153,21 @@ function copyOut(source: Buffer, length: number): Buffer {
     slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
     slabUsed = 0;
   }
-  const chunk = slab.subarray(slabUsed, slabUsed + length);
+  let chunk = lastChunk;
+  if (chunk === undefined || chunk.length !== length || lastOffset !== slabUsed || lastSlab !== slab) {
+    chunk = slab.subarray(slabUsed, slabUsed + length);
+    lastChunk = chunk;
+    lastOffset = slabUsed;
+    lastSlab = slab;
+  }
   source.copy(chunk, 0, 0, length);
   return chunk;
 }
+
+/** The view copyOut made last: echoes of one size at one offset (every echo that completes at once) reuse it. */
+let lastChunk: Buffer | undefined;
+let lastOffset = 0;
+let lastSlab = slab;
 
 /** The write of the last copyOut did not complete at once: its slice stays owned by it. */
 function keepLastCopy(length: number): void {
