@@ -2,7 +2,7 @@
  * loadgen: a verifying epoll load generator for the echo and daytime benchmarks. Loopback only.
  *
  * usage: loadgen MODE [-a HOST] [-p PORT] [-c CONNS] [-s SIZE] [-d SECONDS] [-w WARMUP] [-t THREADS]
- *                     [-k INFLIGHT] [-b NSRC] [-L LOSS_MS] [-H HOLD_SECONDS] [-n MAX_NEW] [-F]
+ *                     [-k INFLIGHT] [-b NSRC] [-L LOSS_MS] [-H HOLD_SECONDS] [-n MAX_NEW] [-F] [-P]
  * MODE:
  *   tcp-pingpong  CONNS connections; each sends a SIZE-byte message, waits for the whole echo, verifies it, repeats
  *   tcp-stream    CONNS connections each writing SIZE-byte chunks continuously while reading and verifying the echo
@@ -12,6 +12,8 @@
  *   daytime       CONNS slots; each connects, reads to EOF, checks the answer looks like a date line
  *   idle          opens CONNS connections that each echo 64 B once, prints its JSON line, then holds them until
  *                 stdin closes or HOLD_SECONDS pass (the runner measures the server's RSS meanwhile)
+ * -P (TCP echo modes) starts every connection with a PROXY protocol v2 header carrying its own addresses, as
+ *    HAProxy's send-proxy-v2 does, before any message: for an echo server's PROXY listener. Not echoed back.
  * -b NSRC binds connections to source addresses 127.0.0.2 .. 127.0.0.(1+NSRC): each source address has its own
  *    ephemeral port range, and the machine's other users of 127.0.0.1's range are left alone (research §8).
  *
@@ -59,7 +61,7 @@ static const char *mode_names[] = {"tcp-pingpong", "tcp-stream", "tcp-churn", "u
 static struct {
   enum mode mode;
   const char *host;
-  int port, conns, size, threads, inflight, nsrc, loss_ms, fin;
+  int port, conns, size, threads, inflight, nsrc, loss_ms, fin, proxy;
   long max_new;
   double duration, warmup, hold;
 } O = {.host = "127.0.0.1", .port = 7, .conns = 1, .size = 64, .threads = 1, .inflight = 1, .loss_ms = 200,
@@ -421,6 +423,23 @@ static void udp_timeouts(struct thread *th) {
 }
 
 /* ---- event loop ---- */
+/* PROXY protocol v2, PROXY command, TCP over IPv4: the 12-byte signature, version/command, family, length 12,
+   then source and destination address and port (HAProxy's proxy-protocol.txt, section 2.2). 28 bytes: a fresh
+   connection's send buffer always takes them whole. */
+static int send_proxy_header(int fd) {
+  struct sockaddr_in src, dst;
+  socklen_t len = sizeof src;
+  if (getsockname(fd, (struct sockaddr *)&src, &len) < 0) return -1;
+  len = sizeof dst;
+  if (getpeername(fd, (struct sockaddr *)&dst, &len) < 0) return -1;
+  unsigned char h[28] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, 0x21, 0x11, 0x00, 12};
+  memcpy(h + 16, &src.sin_addr, 4);
+  memcpy(h + 20, &dst.sin_addr, 4);
+  memcpy(h + 24, &src.sin_port, 2);
+  memcpy(h + 26, &dst.sin_port, 2);
+  return write(fd, h, sizeof h) == (ssize_t)sizeof h ? 0 : -1;
+}
+
 static void on_connected(struct thread *th, struct conn *c) {
   int err = 0;
   socklen_t len = sizeof err;
@@ -433,6 +452,12 @@ static void on_connected(struct thread *th, struct conn *c) {
     return;
   }
   th->st.opened++;
+  if (O.proxy && send_proxy_header(c->fd) < 0) {
+    th->st.errors++;
+    if (O.mode == M_CHURN) slot_restart(th, c);
+    else { conn_close(c); th->st.setup_failed++; }
+    return;
+  }
   switch (O.mode) {
   case M_PINGPONG: case M_STREAM: c->state = C_READY; watch(th, c, EPOLLIN); break;
   case M_IDLE: pp_start(th, c); break;
@@ -551,7 +576,7 @@ static void *thread_main(void *arg) {
 static void usage(void) {
   fprintf(stderr, "usage: loadgen tcp-pingpong|tcp-stream|tcp-churn|udp-pingpong|daytime|idle [-a HOST] [-p PORT]\n"
                   "       [-c CONNS] [-s SIZE] [-d SECONDS] [-w WARMUP] [-t THREADS] [-k INFLIGHT] [-b NSRC]\n"
-                  "       [-L LOSS_MS] [-H HOLD_SECONDS] [-n MAX_NEW] [-F]\n");
+                  "       [-L LOSS_MS] [-H HOLD_SECONDS] [-n MAX_NEW] [-F] [-P]\n");
   exit(2);
 }
 
@@ -563,7 +588,7 @@ int main(int argc, char **argv) {
   O.mode = (enum mode)m;
   int opt;
   optind = 2;
-  while ((opt = getopt(argc, argv, "a:p:c:s:d:w:t:k:b:L:H:n:F")) != -1) {
+  while ((opt = getopt(argc, argv, "a:p:c:s:d:w:t:k:b:L:H:n:FP")) != -1) {
     switch (opt) {
     case 'a': O.host = optarg; break;
     case 'p': O.port = atoi(optarg); break;
@@ -578,6 +603,7 @@ int main(int argc, char **argv) {
     case 'H': O.hold = atof(optarg); break;
     case 'n': O.max_new = atol(optarg); break;
     case 'F': O.fin = 1; break;
+    case 'P': O.proxy = 1; break;
     default: usage();
     }
   }
@@ -587,6 +613,7 @@ int main(int argc, char **argv) {
       O.duration <= 0 || O.warmup < 0 || O.nsrc < 0 || O.nsrc > 250 || O.loss_ms < 1)
     usage();
   if (O.mode == M_UDP && (O.size < UDP_HDR || O.size > 65507)) usage();
+  if (O.proxy && (O.mode == M_UDP || O.mode == M_DAYTIME)) usage();
   if (O.threads > O.conns) O.threads = O.conns;
   server = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)O.port)};
   if (inet_pton(AF_INET, O.host, &server.sin_addr) != 1 || (ntohl(server.sin_addr.s_addr) >> 24) != 127) {

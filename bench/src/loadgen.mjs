@@ -4,7 +4,7 @@ import { BUILD_DIR } from './build.mjs';
 import { treeCpuSeconds, treeRssBytes } from './proc-stats.mjs';
 import { startProcess, stopProcess } from './processes.mjs';
 
-const FLAGS = {
+export const FLAGS = {
   conns: '-c',
   size: '-s',
   duration: '-d',
@@ -14,12 +14,22 @@ const FLAGS = {
   sources: '-b',
   lossMs: '-L',
   hold: '-H',
+  maxNew: '-n',
 };
 
-function loadgenArgs(mode, port, options) {
+/** Options that are switches: present or not. */
+export const SWITCHES = {
+  // Close with FIN and read the echo to EOF (churn in --check: tests the half-close).
+  fin: '-F',
+  // Every connection starts with a PROXY protocol v2 header (for a service's PROXY listener).
+  proxy: '-P',
+};
+
+export function loadgenArgs(mode, port, options) {
   const args = [mode, '-a', '127.0.0.1', '-p', String(port)];
   for (const [key, flag] of Object.entries(FLAGS))
     if (options[key] !== undefined) args.push(flag, String(options[key]));
+  for (const [key, flag] of Object.entries(SWITCHES)) if (options[key] === true) args.push(flag);
   return args;
 }
 

@@ -176,7 +176,8 @@ async function measure(scenario, server, options, loadgenCpus) {
       : await runLoadgen({
           mode: scenario.mode,
           port: server.port,
-          options,
+          // A target may need the generator to speak differently (a PROXY header first): its own options.
+          options: { ...options, ...server.target.loadgen },
           cpus: loadgenCpus,
           serverPid: server.child.pid,
         });

@@ -109,6 +109,29 @@ export const SCENARIOS = [
     modes: ['full', 'quick', 'check'],
     variant: true,
   },
+  // Behind HAProxy every connection arrives on a PROXY listener: the header once per connection, then the echo.
+  // The C reference gets the same traffic without the header (it has no PROXY listener).
+  {
+    id: 'proxy-tcp-pingpong-64x50',
+    title: 'echo-tcp through a PROXY listener: TCP ping-pong 64 B x50',
+    mode: 'tcp-pingpong',
+    options: { size: 64, conns: 50 },
+    metric: 'msgs_per_s',
+    targets: ['c-tcp', 'echo-tcp', 'echo-tcp-proxy'],
+    modes: ['full', 'quick', 'check'],
+    variant: true,
+  },
+  {
+    id: 'proxy-tcp-churn',
+    title: 'echo-tcp through a PROXY listener: connection churn',
+    mode: 'tcp-churn',
+    options: { size: 64, conns: 4, sources: 4, maxNew: CONNECTION_BUDGET },
+    metric: 'msgs_per_s',
+    unit: 'conn/s',
+    targets: ['c-tcp', 'echo-tcp', 'echo-tcp-proxy'],
+    modes: ['full', 'check'],
+    variant: true,
+  },
 ];
 
 export const METRICS = {

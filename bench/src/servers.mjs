@@ -95,6 +95,23 @@ export const TARGETS = {
   'echo-tcp-info': serviceTarget('echo-tcp', 'tcp-echo', 'echo-tcp --log-level info', [
     ...[...ECHO_TCP_ARGS, '--workers', '1', '--log-level', 'info', '--log-format', 'json'],
   ]),
+  // Behind HAProxy (infra/compose): every connection starts with a PROXY v2 header, sent by the generator (-P).
+  'echo-tcp-proxy': {
+    ...serviceTarget('echo-tcp', 'tcp-echo', 'echo-tcp --proxy-protocol', [
+      // The generator's churn connects from 127.0.0.2-5 (-b): trusted here as HAProxy's address would be.
+      ...[
+        ...ECHO_TCP_ARGS,
+        '--workers',
+        '1',
+        '--log-level',
+        'silent',
+        '--proxy-protocol',
+        '--proxy-trusted',
+        '127.0.0.0/8',
+      ],
+    ]),
+    loadgen: { proxy: true },
+  },
 };
 for (const [id, target] of Object.entries(TARGETS)) target.id = id;
 
