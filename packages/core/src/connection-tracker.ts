@@ -64,6 +64,24 @@ export class ConnectionTracker {
     socket.on('close', trackedSocketOnClose);
   }
 
+  /**
+   * A tracked socket's handle moved to `replacement` (a service re-wrapped it, as echo-tcp does after a PROXY
+   * header): tracks the replacement instead, as the same connection (same opening time, not counted again). The
+   * old socket is never destroyed in such a move, so its 'close' would never come.
+   */
+  replace(old: Socket, replacement: Socket): void {
+    const state = (old as TrackedSocket)[kTracked];
+    if (state === undefined || state.tracker !== this || !this.#open.delete(old)) {
+      this.add(replacement);
+      return;
+    }
+    old.off('close', trackedSocketOnClose);
+    delete (old as TrackedSocket)[kTracked];
+    this.#open.add(replacement);
+    (replacement as TrackedSocket)[kTracked] = state;
+    replacement.on('close', trackedSocketOnClose);
+  }
+
   /** @internal Called by the shared 'close' listener. */
   closed(socket: Socket, opened: number): void {
     if (!this.#open.delete(socket)) return;

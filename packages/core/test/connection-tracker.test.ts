@@ -41,3 +41,45 @@ describe('ConnectionTracker metrics', () => {
     server.close();
   });
 });
+
+describe('ConnectionTracker.replace', () => {
+  it('tracks the socket a handle moved to as the same connection, and forgets the old one', async () => {
+    const m = metrics();
+    const tracker = new ConnectionTracker(m);
+    const server = net.createServer({ pauseOnConnect: true });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    const [accepted] = (await once(server, 'connection')) as [net.Socket];
+    tracker.add(accepted);
+    // Re-wrap the handle, as a service taking over a socket does.
+    const old = accepted as unknown as { _handle: unknown };
+    const replacement = new net.Socket({ handle: old._handle } as net.SocketConstructorOpts);
+    old._handle = null;
+    tracker.replace(accepted, replacement);
+    expect(tracker.size).toBe(1);
+    const seen: net.Socket[] = [];
+    tracker.forEach((s) => seen.push(s));
+    expect(seen).toEqual([replacement]);
+    expect(await m.render()).toMatch(/^net_connections_total\{service="demo",instance="i-1"\} 1$/m);
+    // The old socket closing (it never does in a real move) would not touch the count.
+    accepted.emit('close', false);
+    expect(tracker.size).toBe(1);
+    client.destroy();
+    replacement.destroy();
+    await tracker.idle();
+    expect(tracker.size).toBe(0);
+    expect(await m.render()).toMatch(/^net_connection_duration_seconds_count\{service="demo",instance="i-1"\} 1$/m);
+    server.close();
+  });
+
+  it('tracks the replacement as a new connection when the old socket was not tracked', async () => {
+    const tracker = new ConnectionTracker();
+    const a = new net.Socket();
+    const b = new net.Socket();
+    tracker.replace(a, b);
+    expect(tracker.size).toBe(1);
+    b.destroy();
+    await tracker.idle();
+  });
+});
