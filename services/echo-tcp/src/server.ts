@@ -46,14 +46,12 @@ export type EchoSocket = Socket & { [kEcho]: EchoContext };
 /** Set on a fast-path socket once a drain has begun: input is read and discarded from then on. */
 const kDiscard: unique symbol = Symbol('echo-tcp.discard');
 
-/** Fast path: bytes written on the handle directly; bytes of those writes libuv still holds; paused for them. */
-const kDirectBytes: unique symbol = Symbol('echo-tcp.direct-bytes');
+/** Fast path: bytes of direct writes libuv still holds; reading paused until they are written. */
 const kQueuedBytes: unique symbol = Symbol('echo-tcp.queued-bytes');
 const kWaiting: unique symbol = Symbol('echo-tcp.waiting');
 
 type FastSocket = EchoSocket & {
   [kDiscard]?: true;
-  [kDirectBytes]: number;
   [kQueuedBytes]: number;
   [kWaiting]: boolean;
 };
@@ -61,11 +59,6 @@ type FastSocket = EchoSocket & {
 /** Bytes accepted for sending and not yet handed to the kernel: the stream's queue and the queued direct writes. */
 export function bytesQueued(socket: EchoSocket): number {
   return socket.writableLength + ((socket as FastSocket)[kQueuedBytes] ?? 0);
-}
-
-/** Bytes handed to the socket for sending, including the fast path's direct writes (for logs and the idle sweep). */
-export function bytesSent(socket: EchoSocket): number {
-  return socket.bytesWritten + ((socket as FastSocket)[kDirectBytes] ?? 0);
 }
 
 /**
@@ -204,7 +197,6 @@ export function takeOver(accepted: Socket, context: EchoContext): EchoSocket {
   internal._server = server;
   internal.server = server;
   socket[kEcho] = context;
-  socket[kDirectBytes] = 0;
   socket[kQueuedBytes] = 0;
   socket[kWaiting] = false;
   hookReads(socket);
@@ -264,6 +256,23 @@ function handleOnRead(this: ReadHandle, arrayBuffer: unknown): unknown {
   return undefined;
 }
 
+/**
+ * {@link takeOver} for a socket that has been read as a stream (a PROXY listener's, once its header is read): returns
+ * the new socket and the bytes the old one had buffered (to be echoed first, after any greeting), or undefined when
+ * the client's FIN has arrived already (the handle reads no more then: the stream path finishes that connection).
+ */
+export function takeOverAfterReads(
+  socket: EchoSocket,
+  context: EchoContext,
+): { socket: EchoSocket; owed: Buffer[] } | undefined {
+  if ((socket as unknown as { _readableState: { ended: boolean } })._readableState.ended) return undefined;
+  const owed: Buffer[] = [];
+  // Synchronous from here to the handle's move: libuv delivers no read to the old socket in between.
+  for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null)
+    owed.push(chunk);
+  return { socket: takeOver(socket, context), owed };
+}
+
 /** Starts echoing on a socket returned by {@link takeOver}: reading has begun already. */
 export function startFastEcho(socket: EchoSocket): void {
   socket.on('end', socketOnEnd);
@@ -284,7 +293,6 @@ function fastOnRead(this: FastSocket, nread: number, buf: Buffer): boolean {
   echo.stats.sentBytes += nread;
   const chunk = copyOut(buf, nread);
   if (writer !== undefined && this.writableLength === 0) {
-    this[kDirectBytes] += nread;
     const outcome = writer.write(this, chunk, this);
     if (outcome === WRITE_DONE) return true;
     if (outcome === WRITE_FAILED) {

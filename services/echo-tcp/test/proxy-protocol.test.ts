@@ -1,7 +1,7 @@
 import { encodeProxyV2 } from '@net/core';
 import { portOf, runToExit, type ServiceProcess, sampleValue, scrapeMetrics, stopAllServices } from '@net/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, collect, connectTo, echo, startEcho } from './helpers.js';
+import { BIN, collect, connectTo, echo, receive, startEcho } from './helpers.js';
 
 // HAProxy 2.6's own bytes (research §3): 192.0.2.100:60700 -> 192.0.2.2:7000, and its LOCAL health-check header.
 const HAPROXY_V2 = Buffer.from('0d0a0d0a000d0a515549540a2111000cc0000264c0000202ed1c1b58', 'hex');
@@ -66,6 +66,38 @@ describe('PROXY protocol', () => {
     socket.end('after v2');
     expect((await got).data.toString()).toBe('after v2');
     expect((await closedLine(localPort)).peer).toBe('192.0.2.100:60700');
+  });
+
+  it('after the header, serves an interactive client to its close: data sent with the header first, then more', async () => {
+    const socket = await connectTo(proxyPort);
+    const localPort = socket.localPort as number;
+    // Payload in the header's own write: what the header parser read past it is echoed before anything else.
+    let back = receive(socket, 5);
+    socket.write(Buffer.concat([HAPROXY_V2, Buffer.from('first')]));
+    expect((await back).toString()).toBe('first');
+    for (let i = 0; i < 3; i++) {
+      back = receive(socket, 6);
+      socket.write(`next-${i}`);
+      expect((await back).toString()).toBe(`next-${i}`);
+    }
+    const big = Buffer.alloc(1 << 20, 7);
+    back = receive(socket, big.length);
+    socket.write(big);
+    expect((await back).equals(big)).toBe(true);
+    const got = collect(socket);
+    socket.end('last');
+    expect(await got).toEqual({ data: Buffer.from('last'), how: 'eof' });
+    const line = await closedLine(localPort);
+    expect(line.peer).toBe('192.0.2.100:60700');
+    expect(line.receivedBytes).toBe(HAPROXY_V2.length + 5 + 3 * 6 + big.length + 4);
+    expect(line.sentBytes).toBe(5 + 3 * 6 + big.length + 4);
+    // Tracked to its close: nothing left open once every client of this file is gone.
+    let open = -1;
+    for (let i = 0; i < 50 && open !== 0; i++) {
+      open = sampleValue(await scrapeMetrics(`${service.adminUrl}/metrics`), 'net_connections_open') ?? -1;
+      if (open !== 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(open).toBe(0);
   });
 
   it('accepts a v2 TCP6 header', async () => {
