@@ -18,7 +18,8 @@
  *    ephemeral port range, and the machine's other users of 127.0.0.1's range are left alone (research §8).
  *
  * Connection budget: every TCP socket closes with a reset (SO_LINGER 0) unless -F, and churn and daytime open at
- *    most MAX_NEW connections (-n; the measured window then ends when the budget does). A FIN close leaves a
+ *    most MAX_NEW connections in the measured window (-n; it then ends when the budget does; the warmup's are
+ *    bounded by its length). A FIN close leaves a
  *    TIME_WAIT entry in the netfilter connection table for 120 s; at tens of thousands of connections per second
  *    that fills the table (262,144 here) and the kernel drops new connections machine-wide. A reset leaves 10 s.
  *
@@ -295,7 +296,9 @@ static void slot_restart(struct thread *th, struct conn *c) {
   conn_close(c);
   /* Stop reconnecting when the server is gone: errors are bounded, not a hot loop. */
   if (!running(th) || th->st.errors > 1000) return;
-  if (O.max_new > 0 && __atomic_add_fetch(&new_conns, 1, __ATOMIC_RELAXED) > O.max_new) {
+  /* The budget counts the measured window's connections: those of the warmup are bounded by its length, and
+     counting them let a fast server spend the whole budget before the window opened (a rate of 0). */
+  if (O.max_new > 0 && th->now >= t_measure && __atomic_add_fetch(&new_conns, 1, __ATOMIC_RELAXED) > O.max_new) {
     uint64_t zero = 0;
     __atomic_compare_exchange_n(&t_budget_out, &zero, th->now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
     return;
