@@ -59,7 +59,9 @@ describe('ConnectionTracker.replace', () => {
     tracker.replace(accepted, replacement);
     expect(tracker.size).toBe(1);
     const seen: net.Socket[] = [];
-    tracker.forEach((s) => seen.push(s));
+    tracker.forEach((s) => {
+      seen.push(s);
+    });
     expect(seen).toEqual([replacement]);
     expect(await m.render()).toMatch(/^net_connections_total\{service="demo",instance="i-1"\} 1$/m);
     // The old socket closing (it never does in a real move) would not touch the count.
