@@ -59,6 +59,19 @@ describe('limits', () => {
     busy.destroy();
   });
 
+  it('closes an idle PROXY connection too, after its move to the fast path, and counts it', async () => {
+    const header = Buffer.from('PROXY TCP4 192.0.2.100 192.0.2.2 40684 7100\r\n', 'latin1');
+    const service = await startEcho(['--proxy-protocol', '--idle-timeout', '0.3', '--admin-port', '0']);
+    const socket = await connectTo(service.port);
+    const ended = collect(socket);
+    const back = receive(socket, 2);
+    socket.write(Buffer.concat([header, Buffer.from('hi')]));
+    expect((await back).toString()).toBe('hi');
+    expect((await ended).data.toString()).toBe('hi'); // then closed by the sweep, nothing more sent
+    expect(await metricUntil(service, 'net_limit_hits_total', { limit: 'idle_timeout' }, (v) => v >= 1)).toBe(1);
+    expect(await metricUntil(service, 'net_connections_open', {}, (v) => v === 0)).toBe(0);
+  });
+
   it('closes connections past --max-connections at once, counts them, and accepts again when one closes', async () => {
     const service = await startEcho(['--max-connections', '5', '--admin-port', '0']);
     const open = await Promise.all(Array.from({ length: 5 }, () => connectTo(service.port)));
