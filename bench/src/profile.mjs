@@ -17,7 +17,10 @@ import { startServer, stopServer, TARGETS } from './servers.mjs';
 /** Self time per function (name, file, line), in percent of all samples, the idle ones left out. */
 export function topSelfTime(profile, count = 25) {
   const sampled = new Map();
-  profile.samples.forEach((id, i) => sampled.set(id, (sampled.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  for (let i = 0; i < profile.samples.length; i++) {
+    const id = profile.samples[i];
+    sampled.set(id, (sampled.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  }
   const byFunction = new Map();
   let busy = 0;
   for (const node of profile.nodes) {
@@ -49,13 +52,7 @@ async function main() {
   const scenario = SCENARIOS.find((s) => s.id === values.scenario);
   const seconds = Number(values.seconds);
   const services = Object.keys(TARGETS).filter((id) => TARGETS[id].role === 'service');
-  if (
-    !target ||
-    target.role !== 'service' ||
-    !scenario ||
-    scenario.mode === 'idle' ||
-    !(seconds > 0 && seconds <= 60)
-  ) {
+  if (target?.role !== 'service' || !scenario || scenario.mode === 'idle' || !(seconds > 0 && seconds <= 60)) {
     console.error(`usage: profile.mjs --target ${services.join('|')} --scenario ID [--seconds 1-60] [--out-dir DIR]`);
     console.error(
       `scenarios: ${SCENARIOS.filter((s) => s.mode !== 'idle')
