@@ -171,6 +171,9 @@ describe.skipIf(!haveHaproxy)('HAProxy in front of three echo-tcp replicas (infr
       if (n === 30) {
         killedAt = performance.now();
         victim.child.kill('SIGKILL');
+        // Dead before the next exchange: a connection the kernel accepted in the instant before the process died
+        // is reset whatever the load balancer does (1 run in 20 lost exchange #31 that way).
+        await victim.exited;
       }
       if (killedAt && !downAt && n % 5 === 0) {
         const states = await serverStates(statsPort);
