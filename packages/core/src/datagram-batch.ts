@@ -15,11 +15,9 @@
  * Linux on 64-bit little-endian CPUs only (the struct layouts below); {@link datagramBatchSupport} says why not.
  */
 import type dgram from 'node:dgram';
-import { createRequire } from 'node:module';
-import { getSystemErrorName } from 'node:util';
-import type * as Koffi from 'koffi';
 import { DatagramBatchError, DatagramBatchUnsupportedError } from './errors.js';
 import { formatIpv6 } from './ipv6-text.js';
+import { AF_INET, AF_INET6, errnoName, openLibc } from './sockopt.js';
 
 /** struct mmsghdr on LP64 Linux: struct msghdr (56 bytes) then unsigned int msg_len, padded to 64. */
 const MMSG_SIZE = 64;
@@ -38,13 +36,11 @@ const POLLFD_SIZE = 8;
 const POLLIN = 0x1;
 const MSG_DONTWAIT = 0x40;
 const MSG_TRUNC = 0x20;
-const AF_INET = 2;
-const AF_INET6 = 10;
 const EAGAIN = 11;
 const EINTR = 4;
 
 interface BatchLibc {
-  koffi: typeof Koffi;
+  koffi: ReturnType<typeof openLibc>['koffi'];
   recvmmsg(fd: number, msgs: unknown, vlen: number, flags: number, timeout: null): number;
   sendmmsg(fd: number, msgs: unknown, vlen: number, flags: number): number;
   poll(fds: unknown, count: number, timeoutMs: number): number;
@@ -56,27 +52,24 @@ let unsupported: string | undefined;
 
 function load(): BatchLibc {
   if (libc) return libc;
-  if (unsupported === undefined) {
-    if (process.platform !== 'linux') unsupported = `needs Linux, this is ${process.platform}`;
-    else if (process.arch !== 'x64' && process.arch !== 'arm64')
-      unsupported = `the struct layouts are written for 64-bit Linux (x64, arm64), this is ${process.arch}`;
-  }
+  if (unsupported === undefined && process.arch !== 'x64' && process.arch !== 'arm64')
+    unsupported = `the struct layouts are written for 64-bit Linux (x64, arm64), this is ${process.arch}`;
   if (unsupported !== undefined) throw new DatagramBatchUnsupportedError(unsupported);
+  let opened: ReturnType<typeof openLibc>;
   try {
-    const koffi = createRequire(import.meta.url)('koffi') as typeof Koffi;
-    const lib = koffi.load(null);
-    libc = {
-      koffi,
-      recvmmsg: lib.func('int recvmmsg(int fd, void *msgs, unsigned int vlen, int flags, void *timeout)'),
-      sendmmsg: lib.func('int sendmmsg(int fd, void *msgs, unsigned int vlen, int flags)'),
-      poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
-      errno: () => koffi.errno(),
-    };
-    return libc;
+    opened = openLibc();
   } catch (error) {
-    unsupported = `cannot load koffi (${(error as Error).message})`;
-    throw new DatagramBatchUnsupportedError(unsupported, { cause: error });
+    throw new DatagramBatchUnsupportedError((error as Error).message, { cause: error });
   }
+  const { koffi, lib } = opened;
+  libc = {
+    koffi,
+    recvmmsg: lib.func('int recvmmsg(int fd, void *msgs, unsigned int vlen, int flags, void *timeout)'),
+    sendmmsg: lib.func('int sendmmsg(int fd, void *msgs, unsigned int vlen, int flags)'),
+    poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
+    errno: () => koffi.errno(),
+  };
+  return libc;
 }
 
 /** Undefined when batches work here; else why not (platform, CPU, koffi missing). */
@@ -91,13 +84,7 @@ export function datagramBatchSupport(): string | undefined {
 
 /** A failed system call as a {@link DatagramBatchError}, its errno named as Node names it. */
 function batchError(syscall: string, errno: number): DatagramBatchError {
-  let code = `errno ${errno}`;
-  try {
-    code = getSystemErrorName(-errno);
-  } catch {
-    // An errno libuv does not know keeps its number.
-  }
-  return new DatagramBatchError(syscall, -errno, code);
+  return new DatagramBatchError(syscall, -errno, errnoName(errno));
 }
 
 /**

@@ -45,55 +45,82 @@ interface Libc {
   errno(): number;
 }
 
-let libc: Libc | undefined;
-let loadError: SocketOptionUnsupportedError | undefined;
+/** koffi and libc as Node already linked it, opened once. */
+interface OpenLibc {
+  koffi: typeof Koffi;
+  lib: ReturnType<(typeof Koffi)['load']>;
+}
 
-/** Loads koffi and binds libc once; throws SocketOptionUnsupportedError (naming `option`) where that cannot work. */
-export function loadLibc(option: string): Libc {
-  if (libc) return libc;
-  if (loadError) throw new SocketOptionUnsupportedError(option, loadError.message, { cause: loadError });
+let opened: OpenLibc | undefined;
+let unavailable: Error | undefined;
+
+/**
+ * Opens koffi and libc once, for every module that calls libc (socket options here, batched datagram I/O in
+ * datagram-batch.ts); throws an Error saying why that cannot work here, which each caller wraps in its own coded error.
+ */
+export function openLibc(): OpenLibc {
+  if (opened) return opened;
+  if (unavailable) throw unavailable;
   if (process.platform !== 'linux') {
-    loadError = new SocketOptionUnsupportedError(option, `needs Linux, this is ${process.platform}`);
-    throw loadError;
+    unavailable = new Error(`needs Linux, this is ${process.platform}`);
+    throw unavailable;
   }
   try {
     // createRequire keeps the load lazy and synchronous (setsockopt callers are synchronous).
     const koffi = createRequire(import.meta.url)('koffi') as typeof Koffi;
     // load(null) is dlopen(NULL): libc's symbols as Node already linked them, glibc or musl alike.
-    const lib = koffi.load(null);
-    libc = {
-      setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t length)'),
-      // Both pointers take Buffers, written in place: no per-call allocation by koffi.
-      getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *length)'),
-      socket: lib.func('int socket(int domain, int type, int protocol)'),
-      bind: lib.func('int bind(int fd, const void *address, uint32_t length)'),
-      listen: lib.func('int listen(int fd, int backlog)'),
-      close: lib.func('int close(int fd)'),
-      inet_pton: lib.func('int inet_pton(int family, const char *source, void *destination)'),
-      if_nametoindex: lib.func('uint32_t if_nametoindex(const char *name)'),
-      getrlimit: lib.func('int getrlimit(int resource, void *limits)'),
-      errno: () => koffi.errno(),
-    };
-    return libc;
+    opened = { koffi, lib: koffi.load(null) };
+    return opened;
   } catch (error) {
-    loadError = new SocketOptionUnsupportedError(
-      option,
+    unavailable = new Error(
       `cannot load koffi (${(error as Error).message}); is the koffi package and its prebuilt binary for ${process.platform}-${process.arch} installed?`,
       { cause: error },
     );
-    throw loadError;
+    throw unavailable;
   }
+}
+
+/** An errno (positive, as libc leaves it) named as Node names it: 'EBADF'; `errno N` when libuv does not know it. */
+export function errnoName(errno: number): string {
+  try {
+    return getSystemErrorName(-errno);
+  } catch {
+    return `errno ${errno}`;
+  }
+}
+
+let libc: Libc | undefined;
+
+/** Binds the libc functions once; throws SocketOptionUnsupportedError (naming `option`) where that cannot work. */
+export function loadLibc(option: string): Libc {
+  if (libc) return libc;
+  let koffi: OpenLibc['koffi'];
+  let lib: OpenLibc['lib'];
+  try {
+    ({ koffi, lib } = openLibc());
+  } catch (error) {
+    throw new SocketOptionUnsupportedError(option, (error as Error).message, { cause: error });
+  }
+  libc = {
+    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t length)'),
+    // Both pointers take Buffers, written in place: no per-call allocation by koffi.
+    getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *length)'),
+    socket: lib.func('int socket(int domain, int type, int protocol)'),
+    bind: lib.func('int bind(int fd, const void *address, uint32_t length)'),
+    listen: lib.func('int listen(int fd, int backlog)'),
+    close: lib.func('int close(int fd)'),
+    inet_pton: lib.func('int inet_pton(int family, const char *source, void *destination)'),
+    if_nametoindex: lib.func('uint32_t if_nametoindex(const char *name)'),
+    getrlimit: lib.func('int getrlimit(int resource, void *limits)'),
+    errno: () => koffi.errno(),
+  };
+  return libc;
 }
 
 /** Builds a Node-style errno error (`code` 'EBADF', `errno` -9, `syscall`) from the errno a libc call left. */
 export function errnoError(lib: Libc, syscall: string): NodeJS.ErrnoException {
   const errno = lib.errno();
-  let code = `errno ${errno}`;
-  try {
-    code = getSystemErrorName(-errno);
-  } catch {
-    // An errno libuv does not know keeps its number.
-  }
+  const code = errnoName(errno);
   const error: NodeJS.ErrnoException = new Error(`${syscall} ${code}`);
   error.code = code;
   error.errno = -errno;
