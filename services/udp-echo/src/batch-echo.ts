@@ -15,7 +15,7 @@ import { Worker } from 'node:worker_threads';
 import { datagramBatchSupport, datagramSocketFd, type PortRange, takeOverDatagramSocket } from '@net/core';
 import { type BatchWorkerData, COUNTER, type WorkerReport } from './batch-protocol.js';
 import type { RateLimits } from './rate-limiter.js';
-import { DROP_REASONS, type EchoEngine, untilQuiet } from './server.js';
+import { closeSockets, DROP_REASONS, type EchoEngine, untilQuiet } from './server.js';
 
 /** Datagrams moved per system call at most: the C reference's batch (bench/c/echo-udp-ref.c). */
 const BATCH_SIZE = 64;
@@ -118,19 +118,7 @@ export class BatchEcho implements EchoEngine {
   async close(): Promise<void> {
     Atomics.store(this.#control, 0, 1);
     if (this.#exited !== undefined) await this.#exited;
-    const sockets = this.#sockets.splice(0);
-    await Promise.all(
-      sockets.map(
-        (socket) =>
-          new Promise<void>((resolve) => {
-            try {
-              socket.close(() => resolve());
-            } catch {
-              resolve(); // already closed
-            }
-          }),
-      ),
-    );
+    await closeSockets(this.#sockets.splice(0));
   }
 
   #onErrors(report: Extract<WorkerReport, { type: 'errors' }>): void {

@@ -80,6 +80,22 @@ export async function untilQuiet(received: () => number, quietMs: number): Promi
   }
 }
 
+/** Closes every socket and resolves once each has; one already closed counts as closed. */
+export async function closeSockets(sockets: readonly dgram.Socket[]): Promise<void> {
+  await Promise.all(
+    sockets.map(
+      (socket) =>
+        new Promise<void>((resolve) => {
+          try {
+            socket.close(() => resolve());
+          } catch {
+            resolve(); // already closed
+          }
+        }),
+    ),
+  );
+}
+
 /** The echo over any number of bound sockets, with its counters: one dgram 'message' event per datagram. */
 export class UdpEcho implements EchoEngine {
   /** Datagrams and payload bytes received, answered; dropped ones by DROP_REASONS index. */
@@ -159,19 +175,7 @@ export class UdpEcho implements EchoEngine {
   /** Closes every socket now; replies still queued in user space are cancelled. */
   async close(): Promise<void> {
     this.#closed = true;
-    const sockets = this.#sockets.splice(0);
-    await Promise.all(
-      sockets.map(
-        (socket) =>
-          new Promise<void>((resolve) => {
-            try {
-              socket.close(() => resolve());
-            } catch {
-              resolve(); // already closed
-            }
-          }),
-      ),
-    );
+    await closeSockets(this.#sockets.splice(0));
   }
 
   #countError(err: NodeJS.ErrnoException): void {
