@@ -167,13 +167,17 @@ export class ConnectionHandler {
     if (this.#refused(socket)) return;
     const conn = takeOver(socket, this.#context) as Conn;
     this.#track(conn);
-    const greeting = this.#options.greeting;
-    if (greeting !== undefined) {
-      this.stats.sentBytes += greeting.length;
-      conn.write(greeting);
-    }
+    this.#greet(conn);
     conn[kStage] = STAGE_FAST;
     startFastEcho(conn);
+  }
+
+  /** --greeting: sent once, before any echo, and counted as sent. */
+  #greet(conn: Conn): void {
+    const greeting = this.#options.greeting;
+    if (greeting === undefined) return;
+    this.stats.sentBytes += greeting.length;
+    conn.write(greeting);
   }
 
   /** Over --max-connections: counted, warned about (rate-limited) and closed at once. */
@@ -258,11 +262,7 @@ export class ConnectionHandler {
   }
 
   #begin(conn: Conn): void {
-    const greeting = this.#options.greeting;
-    if (greeting !== undefined) {
-      this.stats.sentBytes += greeting.length;
-      conn.write(greeting);
-    }
+    this.#greet(conn);
     if (this.#faulty) {
       conn[kStage] = STAGE_FAULTY;
       startFaultyEcho(conn, this.#options.faults);
@@ -331,11 +331,7 @@ export class ConnectionHandler {
     fast[kSeenBytes] = conn[kSeenBytes];
     fast[kSeenTick] = conn[kSeenTick];
     if (this.#log.isLevelEnabled('debug')) this.#logClose(fast, formatPeer(fast));
-    const greeting = this.#options.greeting;
-    if (greeting !== undefined) {
-      this.stats.sentBytes += greeting.length;
-      fast.write(greeting);
-    }
+    this.#greet(fast);
     for (const chunk of moved.owed) {
       this.stats.receivedBytes += chunk.length;
       this.stats.sentBytes += chunk.length;
