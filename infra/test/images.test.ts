@@ -30,6 +30,33 @@ function podman(args: string[], timeoutMs = 60_000): { status: number | null; ou
   return { status: r.status, out: `${r.stdout ?? ''}${stderr}` };
 }
 
+/**
+ * `podman run -d` of one service image, published on 127.0.0.1:hostPort. Port 7 as uid 1000: podman 4.3 does not
+ * lower the unprivileged port start the way Docker does, so the container gets the sysctl compose and the pods set.
+ */
+function runContainer(name: string, image: string, hostPort: number, containerPort: string) {
+  return podman([
+    'run',
+    '-d',
+    '--name',
+    name,
+    '--sysctl',
+    'net.ipv4.ip_unprivileged_port_start=0',
+    '-p',
+    `127.0.0.1:${hostPort}:${containerPort}`,
+    image,
+  ]);
+}
+
+/** Resolves once the container's service has logged its ready line (at most 20 s). */
+function containerReady(name: string): Promise<boolean> {
+  return pollUntil(
+    async () => (podman(['logs', name]).out.includes('"ready: listening on') ? true : undefined),
+    20_000,
+    100,
+  );
+}
+
 interface ImageCase {
   service: 'echo-tcp' | 'udp-echo';
   port: string;
@@ -106,24 +133,9 @@ describe.skipIf(!enabled)(`service images built and run with podman${reason}`, (
 
       beforeAll(async () => {
         hostPort = await freePort();
-        const run = podman([
-          'run',
-          '-d',
-          '--name',
-          name,
-          // Port 7 as uid 1000: podman 4.3 does not lower the unprivileged port start the way Docker does.
-          '--sysctl',
-          'net.ipv4.ip_unprivileged_port_start=0',
-          '-p',
-          `127.0.0.1:${hostPort}:${c.port}`,
-          image,
-        ]);
+        const run = runContainer(name, image, hostPort, c.port);
         if (run.status !== 0) throw new Error(`podman run failed: ${run.out}`);
-        await pollUntil(
-          async () => (podman(['logs', name]).out.includes('"ready: listening on') ? true : undefined),
-          20_000,
-          100,
-        );
+        await containerReady(name);
       });
 
       afterAll(() => {
@@ -179,23 +191,9 @@ describe.skipIf(!enabled)(`service images built and run with podman${reason}`, (
     const name = `net-infra-drain-${process.pid}`;
     const hostPort = await freePort();
     try {
-      const run = podman([
-        'run',
-        '-d',
-        '--name',
-        name,
-        '--sysctl',
-        'net.ipv4.ip_unprivileged_port_start=0',
-        '-p',
-        `127.0.0.1:${hostPort}:7`,
-        image,
-      ]);
+      const run = runContainer(name, image, hostPort, '7');
       expect(run.status, run.out).toBe(0);
-      await pollUntil(
-        async () => (podman(['logs', name]).out.includes('"ready: listening on') ? true : undefined),
-        20_000,
-        100,
-      );
+      await containerReady(name);
       const socket = await connectTcp(hostPort);
       const echoOnce = (text: string) =>
         new Promise<string>((resolve, reject) => {
