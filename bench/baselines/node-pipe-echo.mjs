@@ -11,7 +11,7 @@ const { values } = parseArgs({
 });
 
 if (values.port) {
-  // noDelay: Nagle plus delayed ACK would cap 4 KiB ping-pong at ~25 messages/s (research §6); the C reference
+  // noDelay: Nagle plus delayed ACK would cap 4 KiB ping-pong at ~25 messages/s (docs/measurements.md §6); the C reference
   // sets TCP_NODELAY too. An 'error' handler: a reset peer must not crash the server.
   net
     .createServer({ noDelay: true }, (socket) => {

@@ -3,7 +3,7 @@
  * One thread, one epoll set, level-triggered. Each connection owns one buffer: a connection is either
  * reading (buffer empty) or writing what it owes (EPOLLOUT, no EPOLLIN), so a peer that sends and never
  * reads costs one buffer, not unbounded memory. TCP_NODELAY on every accepted socket: without it Nagle
- * and delayed ACK cap ping-pong at ~25 messages/s (research §6).
+ * and delayed ACK cap ping-pong at ~25 messages/s (docs/measurements.md §6).
  *
  * usage: echo-tcp-ref PORT [HOST]     (HOST defaults to 127.0.0.1). Prints nothing but errors.
  */

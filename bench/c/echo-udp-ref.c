@@ -1,7 +1,7 @@
 /*
  * echo-udp-ref: the reference UDP echo server (RFC 862). One thread, blocking socket: recvmmsg waits for
  * the first datagram and takes every other one already queued (MSG_WAITFORONE), sendmmsg answers the whole
- * batch in one system call. Node's dgram has no such batching (research §7).
+ * batch in one system call. Node's dgram has no such batching (docs/measurements.md §7).
  *
  * usage: echo-udp-ref PORT [HOST]     (HOST defaults to 127.0.0.1). Prints nothing but errors.
  */

@@ -15,7 +15,7 @@
  * -P (TCP echo modes) starts every connection with a PROXY protocol v2 header carrying its own addresses, as
  *    HAProxy's send-proxy-v2 does, before any message: for an echo server's PROXY listener. Not echoed back.
  * -b NSRC binds connections to source addresses 127.0.0.2 .. 127.0.0.(1+NSRC): each source address has its own
- *    ephemeral port range, and the machine's other users of 127.0.0.1's range are left alone (research §8).
+ *    ephemeral port range, and the machine's other users of 127.0.0.1's range are left alone (docs/measurements.md §8).
  *
  * Connection budget: every TCP socket closes with a reset (SO_LINGER 0) unless -F, and churn and daytime open at
  *    most MAX_NEW connections in the measured window (-n; it then ends when the budget does; the warmup's are

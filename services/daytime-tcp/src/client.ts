@@ -1,5 +1,5 @@
 /**
- * `daytime-tcp client HOST[:PORT]`, the seed's client: connect, read until the server closes, print the line.
+ * `daytime-tcp client HOST[:PORT]`, the classic C client: connect, read until the server closes, print the line.
  * RFC 867 has the server speak first and close, so the client sends nothing and the end of the stream is the
  * end of the answer. Every failure kind has its own exit code so scripts can tell them apart.
  */

@@ -30,7 +30,7 @@ export const serveOptions = {
   format: option({
     type: oneOf(DAYTIME_FORMATS),
     default: 'ctime',
-    description: 'Line format: ctime (the seed\'s, "Tue Nov 24 16:07:32 2026"), rfc3339 or rfc2822',
+    description: 'Line format: ctime (the classic C server\'s, "Tue Nov 24 16:07:32 2026"), rfc3339 or rfc2822',
   }),
   utc: option({
     type: boolean(),
@@ -40,7 +40,8 @@ export const serveOptions = {
   backlog: option({
     type: integer(1, 65_535),
     default: 10,
-    description: 'Length of the kernel accept queue, listen(2) backlog, as the seed (capped by net.core.somaxconn)',
+    description:
+      'Length of the kernel accept queue, listen(2) backlog, 10 as in the classic C server (capped by net.core.somaxconn)',
   }),
   maxConnections,
   maxPending: option({

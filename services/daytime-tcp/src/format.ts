@@ -1,6 +1,6 @@
 /**
  * The daytime line. RFC 867 leaves the syntax open ("there is no specific syntax for the daytime", §"Daytime
- * Syntax") and suggests one ASCII line; the seed's C server wrote `ctime()`'s output, so that stays the default
+ * Syntax") and suggests one ASCII line; the classic C daytime server writes `ctime()`'s output, so that stays the default
  * and two machine-readable formats are offered beside it. Pure: the caller passes the instant, so tests inject a
  * clock instead of waiting for a particular date.
  */
@@ -40,7 +40,7 @@ interface WallClock {
 
 /**
  * Formats `date` as one daytime line, CR LF included (RFC 867 sends "one line"; CR LF is the Internet line end,
- * RFC 5198 §2, and it is what the seed wrote after ctime()'s 24 characters).
+ * RFC 5198 §2, and it is what the classic C server writes after ctime()'s 24 characters).
  *
  * - `ctime`: `Tue Nov 24 16:07:32 2026`, exactly ctime(3)/asctime(3): the day of the month padded with a space
  *   (`Tue Nov  4 09:05:02 2026`), no zone shown.

@@ -8,9 +8,9 @@
  * the loop runs and offers no way to pause accept(2)), so the same discipline is kept one step later: accepted
  * sockets wait in a FIFO queue (bounded by `maxPending`) and one loop answers them strictly one at a time, each
  * turn ending when the line and our FIN have been handed to the kernel. The queue is what the kernel backlog was
- * for the seed.
+ * for the classic C server.
  *
- * Why a silent or slow client cannot stall it. The seed's `write()` could block on a peer that never read, and
+ * Why a silent or slow client cannot stall it. The classic C server's `write()` could block on a peer that never read, and
  * its `close()` did not wait for the peer at all. Here a turn lasts only until the kernel has taken the bytes:
  * the line is under 40 bytes and a fresh socket's send buffer is empty (SO_SNDBUF is never below 2,048 bytes,
  * socket(7)), so write(2) returns at once whatever the peer's window; a client that never reads therefore costs
@@ -18,7 +18,7 @@
  * destroys that socket and the loop moves on. What follows the answer is out of the loop: the client's input is
  * read and discarded until it closes (closing a socket with unread input sends RST, RFC 1122 §4.2.2.13, which can
  * destroy the answer still in the client's receive buffer), and a client that never closes is destroyed after
- * `closeTimeout` (a server that only calls end() leaks half-closed sockets; research §6).
+ * `closeTimeout` (a server that only calls end() leaks half-closed sockets; docs/measurements.md §6).
  */
 import type net from 'node:net';
 import type { ConnectionTracker, Logger, Metrics } from '@net/core';

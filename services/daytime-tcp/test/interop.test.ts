@@ -53,7 +53,7 @@ describe('interoperation with Debian clients and servers', () => {
   });
 
   it.skipIf(!HAS_SOCAT)('our client reads the date from a socat daytime server (skipped without socat)', async () => {
-    // socat needs a fixed port: one below the ephemeral range (research §8), unlikely to be taken.
+    // socat needs a fixed port: one below the ephemeral range (docs/measurements.md §8), unlikely to be taken.
     const port = 21_313;
     const socat = spawn('socat', [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, 'SYSTEM:"date; exit 0"'], {
       stdio: 'ignore',

@@ -1,5 +1,5 @@
 /**
- * `echo-tcp client HOST:PORT [MESSAGE...]`: the seed's TCP client. Sends the message (or standard input), half-closes
+ * `echo-tcp client HOST:PORT [MESSAGE...]`: the classic C echo client. Sends the message (or standard input), half-closes
  * (so the server knows nothing more is coming), prints every byte that comes back on stdout, and then says on
  * stderr how many bytes went each way and how the connection ended: a FIN (in order) or a reset.
  */

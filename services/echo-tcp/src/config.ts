@@ -20,7 +20,7 @@ import {
   workersOption,
 } from '@net/core';
 
-/** The RFC 862 port is 7; like the seed, a local run uses an unprivileged one. */
+/** The RFC 862 port is 7; like the classic C example (port 15000), a local run uses an unprivileged one. */
 export const DEFAULT_PORT = 15_000;
 
 /**

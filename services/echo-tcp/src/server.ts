@@ -121,7 +121,7 @@ export function finishEcho(socket: EchoSocket): void {
 function discard(): void {}
 
 /**
- * The fast path of the plain listeners, and of PROXY listeners once a connection's header is read (research §7):
+ * The fast path of the plain listeners, and of PROXY listeners once a connection's header is read (docs/measurements.md §7):
  * every read lands in one buffer shared by every connection of the process (`onread`, then the handle's own read
  * callback, see hookReads), so no Buffer and no 64 KiB allocation is made per read, and the readable stream (push,
  * 'data', nextTick) is skipped. Measured: see the README's performance section.

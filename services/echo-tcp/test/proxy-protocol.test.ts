@@ -3,7 +3,7 @@ import { portOf, runToExit, type ServiceProcess, sampleValue, scrapeMetrics, sto
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, collect, connectTo, echo, receive, startEcho } from './helpers.js';
 
-// HAProxy 2.6's own bytes (research §3): 192.0.2.100:60700 -> 192.0.2.2:7000, and its LOCAL health-check header.
+// HAProxy 2.6's own bytes (docs/measurements.md §3): 192.0.2.100:60700 -> 192.0.2.2:7000, and its LOCAL health-check header.
 const HAPROXY_V2 = Buffer.from('0d0a0d0a000d0a515549540a2111000cc0000264c0000202ed1c1b58', 'hex');
 const HAPROXY_LOCAL = Buffer.from('0d0a0d0a000d0a515549540a20000000', 'hex');
 const NGINX_V1 = Buffer.from('PROXY TCP4 192.0.2.100 192.0.2.2 40684 7100\r\n', 'latin1');

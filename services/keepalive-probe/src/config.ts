@@ -9,7 +9,7 @@ import { boolean, decimal, integer, oneOf, option, port, type Schema } from '@ne
 /** The port `serve` listens on by default (below the ephemeral range 32768-60999, next to echo-tcp's 15000). */
 export const DEFAULT_PORT = 15001;
 
-/** The seed's example: TCP_KEEPIDLE=1, TCP_KEEPINTVL=1, TCP_KEEPCNT=10. */
+/** The classic C keepalive example's settings: TCP_KEEPIDLE=1, TCP_KEEPINTVL=1, TCP_KEEPCNT=10. */
 export const SEED_KEEPALIVE = { idle: 1, interval: 1, count: 10 } as const;
 
 /** TCP_USER_TIMEOUT's range in milliseconds (tcp(7)); 0 leaves the kernel's retransmission limits in charge. */
@@ -106,7 +106,7 @@ export function demoOptions() {
       default: 0,
       // Not KEEPALIVE_PROBE_PORT: that one configures `serve`, and the demo must not grab the service's port.
       env: 'KEEPALIVE_PROBE_DEMO_PORT',
-      description: 'Loopback port of the demo server (0 picks a free port; the seed used 12345)',
+      description: 'Loopback port of the demo server (0 picks a free port; the classic example used 12345)',
     }),
     probeSource: option({
       type: oneOf(['auto', 'tcpdump', 'ss'] as const),

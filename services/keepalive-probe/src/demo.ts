@@ -1,5 +1,5 @@
 /**
- * `keepalive-probe demo`: the seed's example in one command. A server on loopback accepts one client, enables
+ * `keepalive-probe demo`: the classic C keepalive example in one command. A server on loopback accepts one client, enables
  * keepalive with the exact settings and prints what getsockopt reads back; a child process connects and sleeps
  * (keepalive off on its side, so every probe comes from the server); the probes are printed as they happen, from a
  * tcpdump capture on `lo` when possible, else from the kernel's keepalive timer shown by `ss`. The output says which.

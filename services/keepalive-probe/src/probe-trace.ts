@@ -1,7 +1,7 @@
 /**
  * Watching keepalive probes of one loopback connection as they happen, for `demo`. Two sources:
  *
- * - `tcpdump`: a capture on `lo`, as in the seed. Needs the tool and CAP_NET_RAW. On an idle connection every bare
+ * - `tcpdump`: a capture on `lo`, as in the classic C example (`tcpdump -n -ilo port 12345`). Needs the tool and CAP_NET_RAW. On an idle connection every bare
  *   ACK (flags `[.]`, length 0) the server sends after the handshake is a keepalive probe (RFC 1122 §4.2.3.6: a
  *   segment with sequence number SND.NXT-1 and no data), and every bare ACK the client sends back is the answer.
  * - `ss`: the kernel's own view, polled (`ss -tnoiH`): the keepalive timer `timer:(keepalive,<left>,<unanswered>)`

@@ -124,7 +124,7 @@ export async function startProbeServer(options: ProbeServerOptions): Promise<Pro
       receivedBytes += chunk.length;
       if (mode === 'echo') {
         sentBytes += chunk.length;
-        // RFC 862 echo: stop reading while the peer does not read what we send (research §6: +257 MiB otherwise).
+        // RFC 862 echo: stop reading while the peer does not read what we send (docs/measurements.md §6: +257 MiB otherwise).
         if (!socket.write(chunk)) socket.pause();
       }
     });
@@ -154,7 +154,7 @@ export async function startProbeServer(options: ProbeServerOptions): Promise<Pro
       server.on('drop', rejectOne);
       servers.push(server);
       await listen(endpoint, { server });
-      // Set on the listening fd too: accepted sockets inherit it (research §1.2), so even a connection we have not
+      // Set on the listening fd too: accepted sockets inherit it (docs/measurements.md §1.2), so even a connection we have not
       // handled yet is probed, and an unsupported platform fails here, at start.
       const got = applyProbeSettings(server, settings);
       applied ??= got;

@@ -1,7 +1,7 @@
 /**
  * The keepalive-probe service definition: `serve` (the default) holds incoming connections with exact TCP keepalive
  * and reports dead peers; `watch` holds outgoing connections to targets and reports them up or down; `demo` runs the
- * seed's example in one command.
+ * classic C keepalive example in one command.
  */
 import { createRequire } from 'node:module';
 import { defineCommand, defineService, EXIT } from '@net/core';
@@ -74,7 +74,7 @@ export const service = defineService({
     }),
     demo: defineCommand({
       description:
-        "The seed's example in one command: a loopback server enables keepalive on the connection of a sleeping " +
+        'The classic C keepalive example in one command: a loopback server enables keepalive on the connection of a sleeping ' +
         'client process, prints the settings read back with getsockopt, and prints the probes as they happen.',
       exitCodes: {
         [DEMO_EXIT.OK]: 'done',

@@ -1,7 +1,7 @@
 /**
  * Applying the probe's socket options and saying what they mean. Every value is set with setsockopt and read back
  * with getsockopt through @net/core (Node's own `setKeepAlive` cannot set the interval or the count before Node
- * 24.19 and fails silently: research §1.1), so what we log is what the kernel holds, never what we hoped for.
+ * 24.19 and fails silently: docs/measurements.md §1.1), so what we log is what the kernel holds, never what we hoped for.
  */
 import net from 'node:net';
 import { getUserTimeout, type KeepAliveSettings, type SocketLike, setKeepAlive, setUserTimeout } from '@net/core';
@@ -23,7 +23,7 @@ export interface AppliedSettings {
 
 /**
  * Enables keepalive with the exact settings on a connected socket or a listening server (accepted sockets inherit
- * options set on the listening fd: research §1.2) and sets TCP_USER_TIMEOUT when asked, then returns the values
+ * options set on the listening fd: docs/measurements.md §1.2) and sets TCP_USER_TIMEOUT when asked, then returns the values
  * read back.
  * @throws {SocketOptionError} a value the kernel refuses or reads back differently.
  * @throws {SocketOptionUnsupportedError} off Linux or without koffi's binary.
@@ -62,7 +62,7 @@ export interface DetectionWindow {
 }
 
 /**
- * The detection window of the timing model (research §1.3, §1.4; net/ipv4/tcp_timer.c `tcp_keepalive_timer`):
+ * The detection window of the timing model (docs/measurements.md §1.3, §1.4; net/ipv4/tcp_timer.c `tcp_keepalive_timer`):
  *
  * - Keepalive alone: the first unanswered probe leaves at the next keepalive tick after the death, which is up to
  *   `interval` away on a connection already being probed, or up to `idle` after the last traffic; the kernel gives
@@ -82,7 +82,7 @@ export function detectionWindow(applied: AppliedSettings): DetectionWindow {
 }
 
 /**
- * One sentence on how TCP_USER_TIMEOUT and keepalive combine with these values (research §1.3, kernel commit
+ * One sentence on how TCP_USER_TIMEOUT and keepalive combine with these values (docs/measurements.md §1.3, kernel commit
  * dca43c75e7e5), for the start-up log: the interaction surprises people.
  */
 export function describeInteraction(applied: AppliedSettings): string {

@@ -1,7 +1,7 @@
 /**
  * Real dead and live peers across a veth link between two network namespaces (root, iproute2 and nft needed).
  *
- * Timing model (research §1.4): the first unanswered probe leaves at the next keepalive tick after the death (at
+ * Timing model (docs/measurements.md §1.4): the first unanswered probe leaves at the next keepalive tick after the death (at
  * most `interval` later, the idle connection being probed already) and the kernel gives up `count x interval` after
  * it; so with 1 s / 1 s / 3 the report comes 3 to 4 s after the blackhole, inside the issue's bound
  * idle + interval x (count - 1) = 3 s .. idle + interval x count + 1 s = 5 s. Each bound is checked against the
@@ -113,7 +113,7 @@ describe.concurrent('peers across a real link', () => {
     async (context) => {
       const { expect } = context;
       const { pair, owner } = setup(context);
-      // --count 10 alone would take 10 to 11 s; a 2.5 s user timeout overrides the count (research §1.3).
+      // --count 10 alone would take 10 to 11 s; a 2.5 s user timeout overrides the count (docs/measurements.md §1.3).
       const server = await startServe(
         ['--host', pair.ipA, '--port', '15001', '--count', '10', '--user-timeout', '2500', '--log-level', 'debug'],
         { netns: pair.a, owner },

@@ -1,5 +1,5 @@
 /**
- * A real dead peer for tests (research §1.4): two network namespaces joined by a veth pair, 192.0.2.1 in `a` and
+ * A real dead peer for tests (docs/measurements.md §1.4): two network namespaces joined by a veth pair, 192.0.2.1 in `a` and
  * 192.0.2.2 in `b` (TEST-NET-1, RFC 5737: never routed, and private to these namespaces anyway). `blackhole()` makes
  * `b` a host that vanished: an nft table in `b` drops everything in and out, so probes get no answer and no RST.
  * Names carry this process's pid and a counter, so parallel runs never touch each other's namespaces.

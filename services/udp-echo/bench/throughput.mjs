@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Loopback throughput of the built server: one client socket keeps WINDOW datagrams of SIZE bytes in flight for
 // SECONDS, then prints echoes/s and the server's CPU time per datagram (from /proc/PID/stat, the steadiest figure on
-// a shared machine; research §7). Rate limits are off so that the echo path itself is measured, then on (defaults
+// a shared machine; docs/measurements.md §7). Rate limits are off so that the echo path itself is measured, then on (defaults
 // raised so nothing is dropped) to show the limiter's cost.
 // Usage: node services/udp-echo/bench/throughput.mjs [seconds=3] [window=32] [size=64]
 import { spawn } from 'node:child_process';

@@ -5,7 +5,7 @@
  * A connected UDP socket (connect(2) on SOCK_DGRAM) is what lets the kernel report an ICMP port unreachable back to
  * us: Linux queues it as ECONNREFUSED on the socket's next receive (udp(7)), which an unconnected socket never sees.
  * A reply of zero bytes to a non-empty request is a failure, not an echo: nginx's UDP proxy sends exactly that when
- * its backend is dead (research §4).
+ * its backend is dead (docs/measurements.md §4).
  */
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';

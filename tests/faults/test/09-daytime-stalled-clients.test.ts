@@ -40,7 +40,7 @@ async function answeredIn(port: number): Promise<{ ms: number; line: string }> {
 
 describe('case 9: daytime-tcp under stalled clients', () => {
   it(`answers a new client within a second while ${STALLED} clients connect and never read`, async () => {
-    // --backlog sized for 1,000 simultaneous connects: with the seed's default of 10 the kernel's accept queue
+    // --backlog sized for 1,000 simultaneous connects: with the classic C server's default of 10 the kernel's accept queue
     // overflows, drops SYNs and final ACKs, and a probe can wait out a 1 s SYN retransmission. That is the listen
     // queue, measured apart in the daytime-tcp tests; this case is about stalled clients never holding up the server.
     const svc = await startService(binOf('daytime-tcp'), [

@@ -6,7 +6,7 @@ import { recordFigures } from '../src/results.js';
 
 const CONNECTIONS = 5_000;
 const IDLE_WINDOW_S = 5;
-/** idle 1 + count 3 x interval 1 = 4 s by the timing model (research §1.4), plus scraping and scheduling slack. */
+/** idle 1 + count 3 x interval 1 = 4 s by the timing model (docs/measurements.md §1.4), plus scraping and scheduling slack. */
 const DEAD_DEADLINE_S = 15;
 const DRIVER = fileURLToPath(new URL('../fixtures/keepalive-at-scale.mjs', import.meta.url));
 
