@@ -4,7 +4,7 @@
  * the middle is an error that must say how much did arrive.
  */
 import type net from 'node:net';
-import { getSystemErrorName } from 'node:util';
+import { systemError } from './errno.js';
 import {
   AbortedError,
   PeerResetError,
@@ -84,17 +84,7 @@ function pendingError(socket: net.Socket): NodeJS.ErrnoException | undefined {
     return undefined; // no descriptor any more, not a TCP/Unix handle, or no libc access (not Linux)
   }
   if (errno === 0) return undefined;
-  let code = `errno ${errno}`;
-  try {
-    code = getSystemErrorName(-errno);
-  } catch {
-    // An errno libuv does not know keeps its number.
-  }
-  const error: NodeJS.ErrnoException = Object.assign(new Error(`read ${code}`), {
-    code,
-    errno: -errno,
-    syscall: 'read',
-  });
+  const error = systemError(errno, 'read');
   pendingErrors.set(socket, error);
   return error;
 }

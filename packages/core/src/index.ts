@@ -12,6 +12,7 @@ export {
   takeOverDatagramSocket,
 } from './datagram-batch.js';
 export * from './endpoint.js';
+export * from './errno.js';
 export * from './errors.js';
 export * from './exact-io.js';
 export * from './keepalive.js';

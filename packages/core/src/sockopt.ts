@@ -6,8 +6,8 @@
  */
 import { createRequire } from 'node:module';
 import type net from 'node:net';
-import { getSystemErrorName } from 'node:util';
 import type Koffi from 'koffi';
+import { systemError } from './errno.js';
 import { SocketOptionError, SocketOptionUnsupportedError } from './errors.js';
 
 // <sys/socket.h>, <netinet/in.h>, <netinet/tcp.h> on Linux.
@@ -80,15 +80,6 @@ export function openLibc(): OpenLibc {
   }
 }
 
-/** An errno (positive, as libc leaves it) named as Node names it: 'EBADF'; `errno N` when libuv does not know it. */
-export function errnoName(errno: number): string {
-  try {
-    return getSystemErrorName(-errno);
-  } catch {
-    return `errno ${errno}`;
-  }
-}
-
 let libc: Libc | undefined;
 
 /** Binds the libc functions once; throws SocketOptionUnsupportedError (naming `option`) where that cannot work. */
@@ -117,15 +108,9 @@ export function loadLibc(option: string): Libc {
   return libc;
 }
 
-/** Builds a Node-style errno error (`code` 'EBADF', `errno` -9, `syscall`) from the errno a libc call left. */
+/** The Node-style error (`code` 'EBADF', `errno` -9, `syscall`) for the errno the last libc call left. */
 export function errnoError(lib: Libc, syscall: string): NodeJS.ErrnoException {
-  const errno = lib.errno();
-  const code = errnoName(errno);
-  const error: NodeJS.ErrnoException = new Error(`${syscall} ${code}`);
-  error.code = code;
-  error.errno = -errno;
-  error.syscall = syscall;
-  return error;
+  return systemError(lib.errno(), syscall);
 }
 
 /** Anything with a libuv handle: a connected or accepted socket, or a listening server. */

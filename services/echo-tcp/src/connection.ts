@@ -8,14 +8,15 @@ import {
   type Cidr,
   type ConnectionTracker,
   cidrContains,
+  errnoName,
   formatPeer,
   type Logger,
   type Metrics,
   type ProxyInfo,
   ProxyProtocolError,
   readProxyHeader,
+  systemError,
 } from '@net/core';
-import { errnoCode, systemError } from './errno.js';
 import { type FaultOptions, faultsEnabled, finishFaultyEcho, startFaultyEcho } from './faults.js';
 import { RateLimitedWarning } from './rate-limited-log.js';
 import {
@@ -369,7 +370,7 @@ function connOnError(this: Conn, err: NodeJS.ErrnoException): void {
 /** A fast-path read error, counted as connOnError counts an 'error' event, with no Error built unless logged. */
 function readError(conn: Conn, errno: number): void {
   const { metrics, log } = conn[kEcho];
-  const code = errnoCode(errno);
+  const code = errnoName(errno);
   metrics.counter('net_errors_total').inc({ code });
   if (log.isLevelEnabled('debug'))
     log.debug({ peer: conn[kPeer] ?? formatPeer(conn), err: systemError(errno, 'read') }, 'connection error');

@@ -11,7 +11,7 @@
  * `socket.write()`.
  */
 import type { Socket } from 'node:net';
-import { systemError } from './errno.js';
+import { systemError } from '@net/core';
 import { streamBinding, type WriteRequest } from './stream-binding.js';
 
 /** A write request with the fields this module keeps on it. */
@@ -65,13 +65,13 @@ export class DirectWriter {
   write(socket: Socket, data: Buffer, owner: unknown): WriteOutcome {
     const handle = (socket as unknown as { _handle: WritableHandle | null })._handle;
     if (handle === null) {
-      this.lastError = systemError(-32 /* EPIPE */);
+      this.lastError = systemError(-32 /* EPIPE */, 'write');
       return WRITE_FAILED;
     }
     const req = this.#spare as DirectWriteRequest;
     const err = handle.writeBuffer(req, data);
     if (err !== 0) {
-      this.lastError = systemError(err);
+      this.lastError = systemError(err, 'write');
       // The request was handed to libuv and disposed of: it is not reused.
       this.#spare = this.#newRequest();
       return WRITE_FAILED;

@@ -8,8 +8,8 @@
  * around this loop (connection.ts, faults.ts), never inside it.
  */
 import { type Server, Socket } from 'node:net';
+import { systemError } from '@net/core';
 import { DirectWriter, WRITE_DONE, WRITE_FAILED } from './direct-write.js';
-import { systemError } from './errno.js';
 import { streamBinding } from './stream-binding.js';
 
 /** Where a connection's state lives on its socket. */
@@ -331,7 +331,7 @@ function afterQueuedWrite(owner: unknown, length: number, status: number): void 
   socket[kQueuedBytes] -= length;
   if (status < 0) {
     // Reset or closed under the write; ECANCELED when we destroyed it ourselves.
-    if (!socket.destroyed) socket.destroy(systemError(status));
+    if (!socket.destroyed) socket.destroy(systemError(status, 'write'));
     return;
   }
   if (socket[kWaiting] && socket[kQueuedBytes] === 0) {

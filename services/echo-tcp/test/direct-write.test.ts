@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DirectWriter, WRITE_DONE, WRITE_FAILED, WRITE_QUEUED } from '../src/direct-write.js';
-import { systemError } from '../src/errno.js';
 
 /** A connected pair on 127.0.0.1: `server` is the accepted socket we write on directly, `client` its peer. */
 async function pair(): Promise<{ server: net.Socket; client: net.Socket; close: () => void }> {
@@ -134,10 +133,5 @@ describe('DirectWriter', () => {
     for (let i = 0; i < 10 && outcome === WRITE_DONE; i++) outcome = writer.write(server, Buffer.from('x'), null);
     expect(outcome).toBe(WRITE_FAILED);
     expect(['ECONNRESET', 'EPIPE']).toContain(writer.lastError?.code);
-  });
-
-  it('names errnos as Node does', () => {
-    expect(systemError(-104)).toMatchObject({ code: 'ECONNRESET', errno: -104, syscall: 'write' });
-    expect(systemError(-32).message).toBe('write EPIPE');
   });
 });

@@ -1,0 +1,48 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import * as core from '../src/index.js';
+
+// The README's "Error codes" table is what callers branch on; this keeps it in step with errors.ts (every class, its
+// code, nothing retired left in, nothing new left out), as Node's own lint rule does for its doc/api/errors.md.
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+
+/** `code -> class` from the rows of the README section headed exactly `## Error codes`. */
+function documentedCodes(): Map<string, string> {
+  const section = readme.split(/^## Error codes$/m)[1]?.split(/^## /m)[0] ?? '';
+  const rows = new Map<string, string>();
+  for (const match of section.matchAll(/^\| `(NET_ERR_\w+)` \| `(\w+)`/gm)) rows.set(match[1], match[2]);
+  return rows;
+}
+
+/**
+ * `code -> class` of every NetError subclass declared in errors.ts. Read from the source, since the constructors
+ * need real arguments; the exports are checked against the same list below.
+ */
+function thrownCodes(): Map<string, string> {
+  const source = readFileSync(new URL('../src/errors.ts', import.meta.url), 'utf8');
+  const codes = new Map<string, string>();
+  for (const match of source.matchAll(
+    /^export class (\w+) extends NetError \{\n(?:.*\n)*?\s+override code = '(NET_ERR_\w+)'/gm,
+  )) {
+    expect(codes.has(match[2]), `${match[2]} is declared twice`).toBe(false);
+    codes.set(match[2], match[1]);
+  }
+  return codes;
+}
+
+describe('core README error table', () => {
+  it('lists every coded error class core exports, with its code, and nothing else', () => {
+    const documented = documentedCodes();
+    expect(documented.size).toBeGreaterThan(10);
+    expect(Object.fromEntries(documented)).toEqual(Object.fromEntries(thrownCodes()));
+  });
+
+  it('names classes that @net/core exports and that carry the documented code', () => {
+    for (const [code, name] of thrownCodes()) {
+      const exported = (core as Record<string, unknown>)[name];
+      expect(typeof exported, `${name} is not exported from @net/core`).toBe('function');
+      expect((exported as { prototype: unknown }).prototype).toBeInstanceOf(core.NetError);
+      expect(code).toMatch(/^NET_ERR_[A-Z0-9_]+$/);
+    }
+  });
+});
