@@ -208,6 +208,17 @@ describe.skipIf(!hasNpm)('npm start under a process manager (skipped without npm
     });
   }
 
+  it("drains without forcing on a terminal's Ctrl-C, which reaches npm and the script alike (SIGINT to the group)", async () => {
+    const run = await startNpm();
+    // The terminal signals the whole foreground group, and npm forwards its copy too: two SIGINTs at once.
+    process.kill(-(run.npm.pid as number), 'SIGINT');
+    const { code } = await run.exited();
+    expect(run.output()).not.toContain('start: forced');
+    for (const name of NAMES) expect(run.output()).toContain(`  ${name} stopped (exit 0)`);
+    expect(code).toBe(0);
+    await expectAllGone(run);
+  });
+
   it('reports a service that dies, stops the others and exits non-zero', async () => {
     const run = await startNpm();
     const victim = run.services.get('daytime-tcp') as Service;
