@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEcho } from './helpers.js';
 
 const hasSocat = spawnSync('socat', ['-V'], { stdio: 'ignore' }).status === 0;
-const hasNc = spawnSync('sh', ['-c', 'nc -h 2>&1 | grep -q -- -N'], { stdio: 'ignore' }).status === 0;
+// netcat-openbsd by the name its Debian package installs: plain `nc` may be ncat or busybox nc, which lack -N.
+const hasNc = spawnSync('sh', ['-c', 'nc.openbsd -h 2>&1 | grep -q -- -N'], { stdio: 'ignore' }).status === 0;
 
 /** Runs a tool with `input` on stdin; resolves with its exit code and stdout. */
 function run(cmd: string, args: string[], input: Buffer): Promise<{ code: number | null; stdout: Buffer }> {
@@ -63,9 +64,9 @@ describe('interoperation with Debian clients', () => {
     },
   );
 
-  it.skipIf(!hasNc)('netcat-openbsd (-N: shutdown after EOF) gets back every byte [needs nc -N]', async () => {
+  it.skipIf(!hasNc)('netcat-openbsd (-N: shutdown after EOF) gets back every byte [needs nc.openbsd]', async () => {
     const payload = randomBytes(1 << 20);
-    const r = await run('nc', ['-N', '127.0.0.1', String(service.port)], payload);
+    const r = await run('nc.openbsd', ['-N', '127.0.0.1', String(service.port)], payload);
     expect(r.code).toBe(0);
     expect(r.stdout.equals(payload)).toBe(true);
   });

@@ -3,8 +3,13 @@
  * anything. Node 20 cannot load .ts, so the modules the snippet imports are transpiled with the TypeScript
  * compiler into a temporary folder, following their relative imports, so that a new import in core can never
  * leave the child without a module.
+ *
+ * Everything the child runs lives in a fresh folder of mode 0755 in the system's temporary directory, not in the
+ * checkout: a checkout under a directory other users cannot traverse (a clone in root's home, any `mktemp -d`
+ * folder, mode 0700) would make the spawn fail with EACCES before the code under test runs. That includes the Node
+ * binary when nobody cannot execute the one running the tests (CI's Node 24 lives in the checkout's .cache).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -32,6 +37,32 @@ async function transpileClosure(entry: string, dir: string): Promise<void> {
   }
 }
 
+/** Whether uid 65534 can execute `node` where it is (every directory above it traversable, the file executable). */
+function nobodyCanRun(node: string): boolean {
+  const probe = spawnSync(node, ['-e', ''], { uid: 65534, gid: 65534, cwd: '/', stdio: 'ignore' });
+  return probe.error === undefined && probe.status === 0;
+}
+
+/**
+ * A Node binary that nobody can execute: the running one when it can, else a hard link to it in `dir` (same file
+ * system, and the file itself executable by others), else a copy of mode 0755 in `dir`.
+ */
+async function nodeForNobody(dir: string): Promise<string> {
+  if (nobodyCanRun(process.execPath)) return process.execPath;
+  const linked = path.join(dir, 'node');
+  try {
+    await fs.link(process.execPath, linked);
+    if (nobodyCanRun(linked)) return linked;
+  } catch {
+    // another file system: copy below
+  }
+  const copy = path.join(dir, 'node-copy');
+  await fs.copyFile(process.execPath, copy);
+  await fs.chmod(copy, 0o755);
+  if (!nobodyCanRun(copy)) throw new Error(`uid 65534 cannot run a copy of ${process.execPath} in ${dir}`);
+  return copy;
+}
+
 /**
  * Runs `script` (an ES module that imports `./ENTRY.js` and prints one JSON line) as uid 65534 and returns the
  * parsed line. The temporary folder is removed afterwards.
@@ -44,7 +75,8 @@ export async function runAsNobody<T>(entry: string, script: string): Promise<T> 
     await transpileClosure(entry, dir);
     await fs.writeFile(path.join(dir, 'package.json'), '{"type":"module"}');
     await fs.writeFile(path.join(dir, 'main.js'), script);
-    const child = spawn(process.execPath, [path.join(dir, 'main.js')], { uid: 65534, gid: 65534, cwd: dir });
+    const node = await nodeForNobody(dir);
+    const child = spawn(node, [path.join(dir, 'main.js')], { uid: 65534, gid: 65534, cwd: dir });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
