@@ -14,23 +14,21 @@ import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectTcp, freePort, hasCommand, infraDir, pollUntil, readAll, repoRoot, serviceBin } from './support.js';
+import {
+  buildImages,
+  connectTcp,
+  freePort,
+  hasCommand,
+  podman,
+  pollUntil,
+  readAll,
+  repoRoot,
+  serviceBin,
+} from './support.js';
 
 const enabled = process.env.NET_TEST_IMAGES !== '0' && hasCommand('podman') && process.getuid?.() === 0;
 const reason = enabled ? '' : ' (skipped: needs root and podman; NET_TEST_IMAGES=0 also skips)';
-const env = { ...process.env, CONTAINERS_CONF: join(infraDir, 'images', 'containers.conf') };
 const tag = `test-${process.pid}`;
-
-function podman(args: string[], timeoutMs = 60_000): { status: number | null; out: string } {
-  const r = spawnSync('podman', args, { env, encoding: 'utf8', timeout: timeoutMs });
-  // Without systemd podman cannot start the periodic healthcheck timer and says so on every run and stop; the
-  // check itself is run on demand below (`podman healthcheck run`).
-  const stderr = (r.stderr ?? '')
-    .split('\n')
-    .filter((l) => l && !l.includes('systemd'))
-    .join('\n');
-  return { status: r.status, out: `${r.stdout ?? ''}${stderr}` };
-}
 
 /**
  * `podman run -d` of one service image, its service port and its admin port (8080) published on 127.0.0.1. Port 7 as
@@ -147,23 +145,11 @@ const revision = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot, encodi
 
 describe.skipIf(!enabled)(`service images built and run with podman${reason}`, () => {
   beforeAll(() => {
-    const started = performance.now();
-    const r = spawnSync(
-      join(infraDir, 'build-images.sh'),
+    buildImages(
       cases.map((c) => c.service),
-      {
-        cwd: repoRoot,
-        env: { ...env, ENGINE: 'podman', IMAGE_TAG: tag },
-        encoding: 'utf8',
-        timeout: 280_000,
-      },
+      tag,
+      'infra images',
     );
-    const summary = `${r.stdout}\n${r.stderr}`
-      .split('\n')
-      .filter((l) => l.startsWith('build-images:') || l.startsWith('build-base:'));
-    console.log(`infra images: built in ${((performance.now() - started) / 1000).toFixed(1)} s\n${summary.join('\n')}`);
-    if (r.status !== 0)
-      throw new Error(`build-images.sh failed (${r.status ?? r.signal}):\n${`${r.stdout}\n${r.stderr}`.slice(-4000)}`);
   });
 
   afterAll(() => {
@@ -243,6 +229,12 @@ describe.skipIf(!enabled)(`service images built and run with podman${reason}`, (
         const health = await httpGet(adminPort, '/healthz');
         expect(health.status, health.body).toBe(200);
         expect((await httpGet(adminPort, '/readyz')).status).toBe(200);
+        // The probe the Kubernetes manifests exec (infra/k8s): 0 on a 2xx, 1 on anything else.
+        const probe = podman(['exec', name, 'node', '/app/http-probe.mjs', 'http://127.0.0.1:8080/healthz']);
+        expect(probe.status, probe.out).toBe(0);
+        const missing = podman(['exec', name, 'node', '/app/http-probe.mjs', 'http://127.0.0.1:8080/nothing-here']);
+        expect(missing.status).toBe(1);
+        expect(missing.out).toMatch(/HTTP 404/);
         expect(podman(['exec', name, 'id', '-u']).out.trim()).toBe('1000');
         expect(podman(['top', name, 'user', 'args']).out).toMatch(/\bnode\s+node \/app\/dist\/main\.js serve/);
       });

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseYamlDocuments, validateDirectory, validateObjects } from '../scripts/validate-k8s.mjs';
+import { parseYamlDocuments, schemaErrors, validateDirectory, validateObjects } from '../scripts/validate-k8s.mjs';
 import { hasCommand, infraDir } from './support.js';
 
 const composeFile = join(infraDir, 'compose', 'compose.yaml');
@@ -97,32 +97,49 @@ describe('infra/k8s manifests (infra/scripts/validate-k8s.mjs, offline)', () => 
     expect(udp?.doc.spec.ports.map((p: Doc) => p.protocol)).toEqual(['UDP']);
   });
 
-  it('catch broken manifests: short grace period, probe on an undeclared port, writable root, typo, orphan Service', async () => {
+  it('catch broken manifests: schema (type, enum, required), short grace period, probe off the admin port, writable root, low port, hostPort, orphan Service', async () => {
     const { objects } = await validateDirectory(dir);
     const broken = structuredClone(objects);
     const echo = broken.find((o) => o.doc.kind === 'Deployment' && o.doc.metadata.name === 'echo-tcp')?.doc;
     const pod = echo.spec.template.spec;
+    const c = pod.containers[0];
     pod.terminationGracePeriodSeconds = 12; // preStop 5 s + drain 10 s do not fit
-    pod.containers[0].readinessProbe.httpGet.port = 'metrics';
-    pod.containers[0].securityContext.readOnlyRootFilesystem = false;
-    pod.containers[0].livenessProbes = pod.containers[0].livenessProbe;
-    delete pod.containers[0].livenessProbe;
+    c.readinessProbe.exec.command[2] = 'http://127.0.0.1:9100/readyz';
+    c.securityContext.readOnlyRootFilesystem = false;
+    c.ports[0].containerPort = 7;
+    c.ports[1].hostPort = 8080;
+    c.imagePullPolicy = 'Sometimes';
     const svc = broken.find((o) => o.doc.kind === 'Service' && o.doc.metadata.name === 'daytime-tcp')?.doc;
     svc.spec.selector = { 'app.kubernetes.io/name': 'daytime' };
+    svc.spec.ports[0].port = 'thirteen';
+    const hpa = broken.find((o) => o.doc.kind === 'HorizontalPodAutoscaler')?.doc;
+    delete hpa.spec.maxReplicas;
     const errors = validateObjects(broken);
     const expected = [
       /echo-tcp: container echo-tcp: terminationGracePeriodSeconds 12 must exceed preStop 5 s \+ drain 10 s/,
-      /echo-tcp: container echo-tcp: readinessProbe port metrics is not a declared containerPort/,
+      /echo-tcp: container echo-tcp: readinessProbe port 9100 is not the admin containerPort 8080/,
       /echo-tcp: container echo-tcp: readOnlyRootFilesystem must be true/,
-      /echo-tcp: container echo-tcp: unknown field "livenessProbes"/,
-      /echo-tcp: container echo-tcp: livenessProbe is required/,
+      /echo-tcp: container echo-tcp: port 7 < 1024 needs a pod sysctl/,
+      /echo-tcp: container echo-tcp: hostPort 8080/,
+      /Deployment\/echo-tcp: schema: \/spec\/template\/spec\/containers\/0\/imagePullPolicy must be equal to one of the allowed values \(Always, IfNotPresent, Never\)/,
       /Service\/daytime-tcp: selector matches no Deployment/,
+      /Service\/daytime-tcp: schema: \/spec\/ports\/0\/port must be integer/,
+      /HorizontalPodAutoscaler\/echo-tcp: schema: \/spec must have required property maxReplicas/,
     ];
     for (const re of expected)
       expect(
         errors.some((e) => re.test(e)),
         `${re}\n${errors.join('\n')}`,
       ).toBe(true);
-    expect(errors.length).toBe(expected.length);
+    expect(errors.length, errors.join('\n')).toBe(expected.length);
+  });
+
+  it('validate against the Kubernetes schemas, not a key list: a wrong kind or apiVersion is named with what is shipped', () => {
+    expect(schemaErrors({ apiVersion: 'apps/v1beta1', kind: 'Deployment', metadata: { name: 'x' } })).toEqual([
+      expect.stringMatching(
+        /^unexpected apiVersion\/kind apps\/v1beta1\/Deployment \(shipped: v1\/Namespace, .*apps\/v1\/Deployment/,
+      ),
+    ]);
+    expect(schemaErrors({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'net' } })).toEqual([]);
   });
 });
