@@ -28,33 +28,46 @@ describe.skipIf(!haveCompose)('infra/compose/compose.yaml (docker-compose config
     expect(r.status).toBe(0);
   });
 
-  it('wires HAProxy to the three echo replicas, which trust PROXY headers from HAProxy’s fixed address only', async () => {
+  it('scales one echo service behind HAProxy’s DNS-discovered server-template; PROXY headers trusted from HAProxy’s fixed address only', async () => {
     const [config] = (await parseYamlDocuments(composeConfig([]).stdout)) as Doc[];
     const services = config.services;
     const haproxyAddress = services.haproxy.networks.backend.ipv4_address;
+    const subnet = config.networks.backend.ipam.config[0].subnet;
+    expect(subnet).toBe('172.30.7.0/24');
     expect(haproxyAddress).toMatch(/^172\.30\.7\.\d+$/);
     const cfg = readFileSync(join(infraDir, 'haproxy', 'haproxy.cfg'), 'utf8');
-    const servers = [...cfg.matchAll(/^\s*server \S+ "\$\{ECHO_SERVER_\d-([\w-]+):(\d+)\}"/gm)].map((m) => [
-      m[1],
-      m[2],
-    ]);
-    expect(servers).toEqual([
-      ['echo-1', '7'],
-      ['echo-2', '7'],
-      ['echo-3', '7'],
-    ]);
-    for (const [name] of servers) {
-      const echo = services[name ?? ''];
-      expect(echo, `service ${name}`).toBeDefined();
-      expect(echo.environment.ECHO_TCP_PROXY_PROTOCOL).toBe('true');
-      const trusted = String(echo.environment.ECHO_TCP_PROXY_TRUSTED).split(',');
-      // HAProxy's address, plus the replica's own loopback for its in-container health check; nothing wider.
-      expect(trusted).toEqual([`${haproxyAddress}/32`, '127.0.0.1/32']);
-      expect(echo.healthcheck.test).toContain('--proxy');
-      expect(echo.read_only).toBe(true);
-    }
+    const template =
+      /^\s*server-template echo "\$\{ECHO_SLOTS-(\d+)\}" "\$\{ECHO_SERVICE-([\w-]+):(\d+)\}" (.*)$/m.exec(cfg);
+    expect(template, 'a server-template line').not.toBeNull();
+    const [, slots, name, port, options] = template ?? [];
+    expect([name, port]).toEqual(['echo', '7']);
+    expect(options).toMatch(/\bresolvers dns\b/);
+    expect(options).toMatch(/\binit-addr none\b/);
+    expect(cfg).toMatch(/^\s*parse-resolv-conf$/m);
+    const echo = services[name ?? ''];
+    expect(echo, `service ${name}`).toBeDefined();
+    expect(echo.deploy.replicas).toBe(3);
+    expect(Number(slots)).toBeGreaterThanOrEqual(echo.deploy.replicas);
+    expect(echo.ports, 'echo replicas publish nothing: only the backend network reaches them').toBeUndefined();
+    expect(echo.environment.ECHO_TCP_PROXY_PROTOCOL).toBe('true');
+    const trusted = String(echo.environment.ECHO_TCP_PROXY_TRUSTED).split(',');
+    // HAProxy's address, plus the replica's own loopback for its in-container health check; nothing wider.
+    expect(trusted).toEqual([`${haproxyAddress}/32`, '127.0.0.1/32']);
+    expect(echo.healthcheck.test).toContain('--proxy');
+    expect(echo.read_only).toBe(true);
     expect(services.haproxy.volumes.map((v: Doc) => v.target ?? String(v).split(':')[1])).toContain(
       '/usr/local/etc/haproxy/haproxy.cfg',
+    );
+  });
+
+  it('defaults to the public load balancer images, and runs Prometheus only with the monitoring profile', async () => {
+    const [config] = (await parseYamlDocuments(composeConfig([]).stdout)) as Doc[];
+    expect(config.services.haproxy.image).toBe('haproxy:2.6');
+    expect(config.services['nginx-udp'].image).toBe('nginx:1.27');
+    expect(config.services.prometheus.profiles).toEqual(['monitoring']);
+    expect(config.services.prometheus.image).toMatch(/^prom\/prometheus:v\d+\.\d+\.\d+$/);
+    expect(config.services.prometheus.volumes.map((v: Doc) => v.target ?? String(v).split(':')[1])).toContain(
+      '/etc/prometheus/prometheus.yml',
     );
   });
 
