@@ -8,7 +8,10 @@
 # localhost/net-node:24 from npm packages, and podman runs with three workarounds (docs/deploy.md):
 #   CONTAINERS_CONF=infra/images/containers.conf (runc, nofile/nproc 1024), --format docker (keeps HEALTHCHECK),
 #   --network=host (the build steps that install from the npm registry).
-# Env: ENGINE=podman|docker, BASE / BUILD_BASE (override the base images), IMAGE_PREFIX, IMAGE_TAG.
+# Env: ENGINE=podman|docker, BASE / BUILD_BASE (override the base images), IMAGE_PREFIX, IMAGE_TAG,
+#      NET_SOURCE_URL (the org.opencontainers.image.source label; default: the git remote origin's URL).
+# Labels: org.opencontainers.image.{title,version,revision,source} (version from the service's package.json,
+# revision = git rev-parse HEAD).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -40,9 +43,13 @@ fi
 [ -n "${BUILD_BASE:-}" ] && args+=(--build-arg "BUILD_BASE=$BUILD_BASE")
 
 cd "$repo"
+revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+source_url=${NET_SOURCE_URL:-$(git remote get-url origin 2>/dev/null || echo unknown)}
 for s in "${services[@]}"; do
   started=$(date +%s)
-  "$ENGINE" build "${args[@]}" -f "infra/images/$s.Containerfile" -t "$prefix/$s:$tag" .
+  version=$(node -p "require('./services/$s/package.json').version")
+  "$ENGINE" build "${args[@]}" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
+    --build-arg "SOURCE=$source_url" -f "infra/images/$s.Containerfile" -t "$prefix/$s:$tag" .
   size=$("$ENGINE" image inspect --format '{{.Size}}' "$prefix/$s:$tag")
   echo "build-images: $prefix/$s:$tag $(( size / 1000000 )) MB in $(( $(date +%s) - started )) s"
 done

@@ -8,3 +8,4 @@ export function parseYamlDocuments(text: string): Promise<unknown[]>;
 export function quantity(q: string | number): number;
 export function validateObjects(objects: ManifestObject[]): string[];
 export function validateDirectory(dir: string): Promise<{ objects: ManifestObject[]; errors: string[] }>;
+export function schemaErrors(doc: unknown): string[];

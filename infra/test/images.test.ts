@@ -1,7 +1,8 @@
 /**
- * The real images, built from infra/images/*.Containerfile by infra/build-images.sh with podman (no Docker engine
- * and no registry here: the script builds the local base image from npm packages first), then run: the service
- * answers on a published port as uid 1000, its HEALTHCHECK passes inside the container, and `podman stop` ends it
+ * The four real images, built from infra/images/*.Containerfile by infra/build-images.sh with podman (no Docker
+ * engine and no registry here: the script builds the local base image from npm packages first), then run: each
+ * service answers its protocol on a published port and /healthz on its admin port 8080 as uid 1000, its HEALTHCHECK
+ * passes inside the container, it carries its OCI labels and no development dependency, and `podman stop` ends it
  * through SIGTERM with the drain (Node is PID 1: it would ignore SIGTERM if the runtime did not handle it).
  *
  * Runs as root where podman is installed (.ci/run installs it); NET_TEST_IMAGES=0 skips it. The service images
@@ -10,31 +11,31 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectTcp, freePort, hasCommand, infraDir, pollUntil, readAll, repoRoot } from './support.js';
+import {
+  buildImages,
+  connectTcp,
+  freePort,
+  hasCommand,
+  podman,
+  pollUntil,
+  readAll,
+  repoRoot,
+  serviceBin,
+} from './support.js';
 
 const enabled = process.env.NET_TEST_IMAGES !== '0' && hasCommand('podman') && process.getuid?.() === 0;
 const reason = enabled ? '' : ' (skipped: needs root and podman; NET_TEST_IMAGES=0 also skips)';
-const env = { ...process.env, CONTAINERS_CONF: join(infraDir, 'images', 'containers.conf') };
 const tag = `test-${process.pid}`;
 
-function podman(args: string[], timeoutMs = 60_000): { status: number | null; out: string } {
-  const r = spawnSync('podman', args, { env, encoding: 'utf8', timeout: timeoutMs });
-  // Without systemd podman cannot start the periodic healthcheck timer and says so on every run and stop; the
-  // check itself is run on demand below (`podman healthcheck run`).
-  const stderr = (r.stderr ?? '')
-    .split('\n')
-    .filter((l) => l && !l.includes('systemd'))
-    .join('\n');
-  return { status: r.status, out: `${r.stdout ?? ''}${stderr}` };
-}
-
 /**
- * `podman run -d` of one service image, published on 127.0.0.1:hostPort. Port 7 as uid 1000: podman 4.3 does not
- * lower the unprivileged port start the way Docker does, so the container gets the sysctl compose and the pods set.
+ * `podman run -d` of one service image, its service port and its admin port (8080) published on 127.0.0.1. Port 7 as
+ * uid 1000: podman 4.3 does not lower the unprivileged port start the way Docker does, so the container gets the
+ * sysctl compose sets.
  */
-function runContainer(name: string, image: string, hostPort: number, containerPort: string) {
+function runContainer(name: string, image: string, ports: { host: number; container: string }[]) {
   return podman([
     'run',
     '-d',
@@ -42,8 +43,7 @@ function runContainer(name: string, image: string, hostPort: number, containerPo
     name,
     '--sysctl',
     'net.ipv4.ip_unprivileged_port_start=0',
-    '-p',
-    `127.0.0.1:${hostPort}:${containerPort}`,
+    ...ports.flatMap((p) => ['-p', `127.0.0.1:${p.host}:${p.container}`]),
     image,
   ]);
 }
@@ -57,22 +57,32 @@ function containerReady(name: string): Promise<boolean> {
   );
 }
 
-interface ImageCase {
-  service: 'echo-tcp' | 'udp-echo';
-  port: string;
-  /** One exchange with the published port; resolves with what came back. */
-  exchange(hostPort: number, payload: Buffer): Promise<Buffer>;
+/** GET http://127.0.0.1:port/path: status and body. */
+async function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000) });
+  return { status: response.status, body: await response.text() };
 }
 
-const tcpEcho = async (hostPort: number, payload: Buffer): Promise<Buffer> => {
+interface ImageCase {
+  service: 'echo-tcp' | 'udp-echo' | 'daytime-tcp' | 'keepalive-probe';
+  port: string;
+  /** The HEALTHCHECK's subcommand of the service's own CLI. */
+  check: string;
+  /** One real exchange of the service's protocol through the published port, with its assertions. */
+  exchange(hostPort: number): Promise<void>;
+}
+
+const tcpEcho = async (hostPort: number): Promise<void> => {
+  const payload = Buffer.from(`through the echo-tcp image ${process.pid}\n`);
   const socket = await connectTcp(hostPort);
   const received = readAll(socket, 10_000);
   socket.end(payload);
-  return received;
+  expect((await received).equals(payload)).toBe(true);
 };
 
-const udpEcho = (hostPort: number, payload: Buffer): Promise<Buffer> =>
-  new Promise((resolve, reject) => {
+const udpEcho = (hostPort: number): Promise<void> =>
+  new Promise<Buffer>((resolve, reject) => {
+    const payload = Buffer.from(`through the udp-echo image ${process.pid}\n`);
     const socket = createSocket('udp4');
     // Bounded retries: the first datagram can race the port forwarder's start.
     let tries = 0;
@@ -92,32 +102,54 @@ const udpEcho = (hostPort: number, payload: Buffer): Promise<Buffer> =>
       resolve(msg);
     });
     send();
+  }).then((msg) => {
+    expect(msg.toString('utf8')).toBe(`through the udp-echo image ${process.pid}\n`);
   });
 
+/** RFC 867: the server sends one line and closes; the image's default format is ctime ("Thu Dec  3 22:58:22 2026"). */
+const daytime = async (hostPort: number): Promise<void> => {
+  const socket = await connectTcp(hostPort);
+  const line = (await readAll(socket, 10_000)).toString('utf8');
+  socket.destroy();
+  expect(line).toMatch(/^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\r\n$/);
+};
+
+/** The service's own client from the workspace: `watch --once` connects with the keepalive settings and exits 0. */
+const keepaliveWatch = async (hostPort: number): Promise<void> => {
+  const r = spawnSync(
+    process.execPath,
+    [
+      serviceBin('keepalive-probe'),
+      'watch',
+      '--once',
+      '--once-timeout',
+      '5',
+      '--admin-port',
+      '0',
+      '--log-format',
+      'json',
+      `127.0.0.1:${hostPort}`,
+    ],
+    { encoding: 'utf8', timeout: 20_000 },
+  );
+  expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+};
+
 const cases: ImageCase[] = [
-  { service: 'echo-tcp', port: '7', exchange: tcpEcho },
-  { service: 'udp-echo', port: '7/udp', exchange: udpEcho },
+  { service: 'echo-tcp', port: '7', check: 'check', exchange: tcpEcho },
+  { service: 'udp-echo', port: '7/udp', check: 'check', exchange: udpEcho },
+  { service: 'daytime-tcp', port: '13', check: 'client', exchange: daytime },
+  { service: 'keepalive-probe', port: '15001', check: 'watch', exchange: keepaliveWatch },
 ];
+const revision = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' }).stdout.trim();
 
 describe.skipIf(!enabled)(`service images built and run with podman${reason}`, () => {
   beforeAll(() => {
-    const started = performance.now();
-    const r = spawnSync(
-      join(infraDir, 'build-images.sh'),
+    buildImages(
       cases.map((c) => c.service),
-      {
-        cwd: repoRoot,
-        env: { ...env, ENGINE: 'podman', IMAGE_TAG: tag },
-        encoding: 'utf8',
-        timeout: 280_000,
-      },
+      tag,
+      'infra images',
     );
-    const summary = `${r.stdout}\n${r.stderr}`
-      .split('\n')
-      .filter((l) => l.startsWith('build-images:') || l.startsWith('build-base:'));
-    console.log(`infra images: built in ${((performance.now() - started) / 1000).toFixed(1)} s\n${summary.join('\n')}`);
-    if (r.status !== 0)
-      throw new Error(`build-images.sh failed (${r.status ?? r.signal}):\n${`${r.stdout}\n${r.stderr}`.slice(-4000)}`);
   });
 
   afterAll(() => {
@@ -130,10 +162,15 @@ describe.skipIf(!enabled)(`service images built and run with podman${reason}`, (
       const image = `localhost/net/${c.service}:${tag}`;
       const name = `net-infra-${c.service}-${process.pid}`;
       let hostPort = 0;
+      let adminPort = 0;
 
       beforeAll(async () => {
         hostPort = await freePort();
-        const run = runContainer(name, image, hostPort, c.port);
+        adminPort = await freePort();
+        const run = runContainer(name, image, [
+          { host: hostPort, container: c.port },
+          { host: adminPort, container: '8080' },
+        ]);
         if (run.status !== 0) throw new Error(`podman run failed: ${run.out}`);
         await containerReady(name);
       });
@@ -142,24 +179,62 @@ describe.skipIf(!enabled)(`service images built and run with podman${reason}`, (
         podman(['rm', '-f', '-t', '0', name]);
       });
 
-      it('is configured as shipped: uid 1000, exec-form node CMD, the RFC port exposed, a HEALTHCHECK with its own check', () => {
+      it('is configured as shipped: uid 1000, exec-form node CMD, its ports exposed, a HEALTHCHECK with its own client, OCI labels', () => {
         const inspect = JSON.parse(podman(['image', 'inspect', image]).out)[0];
         const config = inspect.Config;
         expect(config.User).toBe('1000:1000');
         expect(config.Cmd).toEqual(['node', '/app/dist/main.js', 'serve']);
-        expect(Object.keys(config.ExposedPorts)).toContain(c.port.includes('/') ? c.port : `${c.port}/tcp`);
+        expect(Object.keys(config.ExposedPorts).sort()).toEqual(
+          [c.port.includes('/') ? c.port : `${c.port}/tcp`, '8080/tcp'].sort(),
+        );
         expect((inspect.Healthcheck ?? config.Healthcheck).Test.slice(0, 4)).toEqual([
           'CMD',
           'node',
           '/app/dist/main.js',
-          'check',
+          c.check,
         ]);
+        const version = JSON.parse(readFileSync(join(repoRoot, 'services', c.service, 'package.json'), 'utf8')).version;
+        expect(config.Labels).toMatchObject({
+          'org.opencontainers.image.title': c.service,
+          'org.opencontainers.image.version': version,
+          'org.opencontainers.image.revision': revision,
+        });
+        expect(config.Labels['org.opencontainers.image.source']).toBeTruthy();
         console.log(`infra images: ${image} ${(inspect.Size / 1e6).toFixed(0)} MB`);
       });
 
-      it('answers its protocol on the published port, as uid 1000', async () => {
-        const payload = Buffer.from(`through the ${c.service} image ${process.pid}\n`);
-        expect((await c.exchange(hostPort, payload)).equals(payload)).toBe(true);
+      it('carries production dependencies only: no pino-pretty, no workspace development tools', () => {
+        const found = podman([
+          'exec',
+          name,
+          'find',
+          '/app',
+          '-name',
+          'pino-pretty',
+          '-o',
+          '-name',
+          'vitest',
+          '-o',
+          '-name',
+          'typescript',
+        ]);
+        expect(found.status, found.out).toBe(0);
+        expect(found.out.trim()).toBe('');
+        // And pino itself is there (the check above would also pass on an empty /app).
+        expect(podman(['exec', name, 'find', '/app', '-name', 'pino', '-type', 'd']).out).toMatch(/\/pino\n/);
+      });
+
+      it('answers its protocol on the published port and /healthz on the admin port 8080, as uid 1000', async () => {
+        await c.exchange(hostPort);
+        const health = await httpGet(adminPort, '/healthz');
+        expect(health.status, health.body).toBe(200);
+        expect((await httpGet(adminPort, '/readyz')).status).toBe(200);
+        // The probe the Kubernetes manifests exec (infra/k8s): 0 on a 2xx, 1 on anything else.
+        const probe = podman(['exec', name, 'node', '/app/http-probe.mjs', 'http://127.0.0.1:8080/healthz']);
+        expect(probe.status, probe.out).toBe(0);
+        const missing = podman(['exec', name, 'node', '/app/http-probe.mjs', 'http://127.0.0.1:8080/nothing-here']);
+        expect(missing.status).toBe(1);
+        expect(missing.out).toMatch(/HTTP 404/);
         expect(podman(['exec', name, 'id', '-u']).out.trim()).toBe('1000');
         expect(podman(['top', name, 'user', 'args']).out).toMatch(/\bnode\s+node \/app\/dist\/main\.js serve/);
       });
@@ -191,7 +266,7 @@ describe.skipIf(!enabled)(`service images built and run with podman${reason}`, (
     const name = `net-infra-drain-${process.pid}`;
     const hostPort = await freePort();
     try {
-      const run = runContainer(name, image, hostPort, '7');
+      const run = runContainer(name, image, [{ host: hostPort, container: '7' }]);
       expect(run.status, run.out).toBe(0);
       await containerReady(name);
       const socket = await connectTcp(hostPort);

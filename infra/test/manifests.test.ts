@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseYamlDocuments, validateDirectory, validateObjects } from '../scripts/validate-k8s.mjs';
+import { parseYamlDocuments, schemaErrors, validateDirectory, validateObjects } from '../scripts/validate-k8s.mjs';
 import { hasCommand, infraDir } from './support.js';
 
 const composeFile = join(infraDir, 'compose', 'compose.yaml');
@@ -28,33 +28,46 @@ describe.skipIf(!haveCompose)('infra/compose/compose.yaml (docker-compose config
     expect(r.status).toBe(0);
   });
 
-  it('wires HAProxy to the three echo replicas, which trust PROXY headers from HAProxy’s fixed address only', async () => {
+  it('scales one echo service behind HAProxy’s DNS-discovered server-template; PROXY headers trusted from HAProxy’s fixed address only', async () => {
     const [config] = (await parseYamlDocuments(composeConfig([]).stdout)) as Doc[];
     const services = config.services;
     const haproxyAddress = services.haproxy.networks.backend.ipv4_address;
+    const subnet = config.networks.backend.ipam.config[0].subnet;
+    expect(subnet).toBe('172.30.7.0/24');
     expect(haproxyAddress).toMatch(/^172\.30\.7\.\d+$/);
     const cfg = readFileSync(join(infraDir, 'haproxy', 'haproxy.cfg'), 'utf8');
-    const servers = [...cfg.matchAll(/^\s*server \S+ "\$\{ECHO_SERVER_\d-([\w-]+):(\d+)\}"/gm)].map((m) => [
-      m[1],
-      m[2],
-    ]);
-    expect(servers).toEqual([
-      ['echo-1', '7'],
-      ['echo-2', '7'],
-      ['echo-3', '7'],
-    ]);
-    for (const [name] of servers) {
-      const echo = services[name ?? ''];
-      expect(echo, `service ${name}`).toBeDefined();
-      expect(echo.environment.ECHO_TCP_PROXY_PROTOCOL).toBe('true');
-      const trusted = String(echo.environment.ECHO_TCP_PROXY_TRUSTED).split(',');
-      // HAProxy's address, plus the replica's own loopback for its in-container health check; nothing wider.
-      expect(trusted).toEqual([`${haproxyAddress}/32`, '127.0.0.1/32']);
-      expect(echo.healthcheck.test).toContain('--proxy');
-      expect(echo.read_only).toBe(true);
-    }
+    const template =
+      /^\s*server-template echo "\$\{ECHO_SLOTS-(\d+)\}" "\$\{ECHO_SERVICE-([\w-]+):(\d+)\}" (.*)$/m.exec(cfg);
+    expect(template, 'a server-template line').not.toBeNull();
+    const [, slots, name, port, options] = template ?? [];
+    expect([name, port]).toEqual(['echo', '7']);
+    expect(options).toMatch(/\bresolvers dns\b/);
+    expect(options).toMatch(/\binit-addr none\b/);
+    expect(cfg).toMatch(/^\s*parse-resolv-conf$/m);
+    const echo = services[name ?? ''];
+    expect(echo, `service ${name}`).toBeDefined();
+    expect(echo.deploy.replicas).toBe(3);
+    expect(Number(slots)).toBeGreaterThanOrEqual(echo.deploy.replicas);
+    expect(echo.ports, 'echo replicas publish nothing: only the backend network reaches them').toBeUndefined();
+    expect(echo.environment.ECHO_TCP_PROXY_PROTOCOL).toBe('true');
+    const trusted = String(echo.environment.ECHO_TCP_PROXY_TRUSTED).split(',');
+    // HAProxy's address, plus the replica's own loopback for its in-container health check; nothing wider.
+    expect(trusted).toEqual([`${haproxyAddress}/32`, '127.0.0.1/32']);
+    expect(echo.healthcheck.test).toContain('--proxy');
+    expect(echo.read_only).toBe(true);
     expect(services.haproxy.volumes.map((v: Doc) => v.target ?? String(v).split(':')[1])).toContain(
       '/usr/local/etc/haproxy/haproxy.cfg',
+    );
+  });
+
+  it('defaults to the public load balancer images, and runs Prometheus only with the monitoring profile', async () => {
+    const [config] = (await parseYamlDocuments(composeConfig([]).stdout)) as Doc[];
+    expect(config.services.haproxy.image).toBe('haproxy:2.6');
+    expect(config.services['nginx-udp'].image).toBe('nginx:1.27');
+    expect(config.services.prometheus.profiles).toEqual(['monitoring']);
+    expect(config.services.prometheus.image).toMatch(/^prom\/prometheus:v\d+\.\d+\.\d+$/);
+    expect(config.services.prometheus.volumes.map((v: Doc) => v.target ?? String(v).split(':')[1])).toContain(
+      '/etc/prometheus/prometheus.yml',
     );
   });
 
@@ -97,32 +110,49 @@ describe('infra/k8s manifests (infra/scripts/validate-k8s.mjs, offline)', () => 
     expect(udp?.doc.spec.ports.map((p: Doc) => p.protocol)).toEqual(['UDP']);
   });
 
-  it('catch broken manifests: short grace period, probe on an undeclared port, writable root, typo, orphan Service', async () => {
+  it('catch broken manifests: schema (type, enum, required), short grace period, probe off the admin port, writable root, low port, hostPort, orphan Service', async () => {
     const { objects } = await validateDirectory(dir);
     const broken = structuredClone(objects);
     const echo = broken.find((o) => o.doc.kind === 'Deployment' && o.doc.metadata.name === 'echo-tcp')?.doc;
     const pod = echo.spec.template.spec;
+    const c = pod.containers[0];
     pod.terminationGracePeriodSeconds = 12; // preStop 5 s + drain 10 s do not fit
-    pod.containers[0].readinessProbe.httpGet.port = 'metrics';
-    pod.containers[0].securityContext.readOnlyRootFilesystem = false;
-    pod.containers[0].livenessProbes = pod.containers[0].livenessProbe;
-    delete pod.containers[0].livenessProbe;
+    c.readinessProbe.exec.command[2] = 'http://127.0.0.1:9100/readyz';
+    c.securityContext.readOnlyRootFilesystem = false;
+    c.ports[0].containerPort = 7;
+    c.ports[1].hostPort = 8080;
+    c.imagePullPolicy = 'Sometimes';
     const svc = broken.find((o) => o.doc.kind === 'Service' && o.doc.metadata.name === 'daytime-tcp')?.doc;
     svc.spec.selector = { 'app.kubernetes.io/name': 'daytime' };
+    svc.spec.ports[0].port = 'thirteen';
+    const hpa = broken.find((o) => o.doc.kind === 'HorizontalPodAutoscaler')?.doc;
+    delete hpa.spec.maxReplicas;
     const errors = validateObjects(broken);
     const expected = [
       /echo-tcp: container echo-tcp: terminationGracePeriodSeconds 12 must exceed preStop 5 s \+ drain 10 s/,
-      /echo-tcp: container echo-tcp: readinessProbe port metrics is not a declared containerPort/,
+      /echo-tcp: container echo-tcp: readinessProbe port 9100 is not the admin containerPort 8080/,
       /echo-tcp: container echo-tcp: readOnlyRootFilesystem must be true/,
-      /echo-tcp: container echo-tcp: unknown field "livenessProbes"/,
-      /echo-tcp: container echo-tcp: livenessProbe is required/,
+      /echo-tcp: container echo-tcp: port 7 < 1024 needs a pod sysctl/,
+      /echo-tcp: container echo-tcp: hostPort 8080/,
+      /Deployment\/echo-tcp: schema: \/spec\/template\/spec\/containers\/0\/imagePullPolicy must be equal to one of the allowed values \(Always, IfNotPresent, Never\)/,
       /Service\/daytime-tcp: selector matches no Deployment/,
+      /Service\/daytime-tcp: schema: \/spec\/ports\/0\/port must be integer/,
+      /HorizontalPodAutoscaler\/echo-tcp: schema: \/spec must have required property maxReplicas/,
     ];
     for (const re of expected)
       expect(
         errors.some((e) => re.test(e)),
         `${re}\n${errors.join('\n')}`,
       ).toBe(true);
-    expect(errors.length).toBe(expected.length);
+    expect(errors.length, errors.join('\n')).toBe(expected.length);
+  });
+
+  it('validate against the Kubernetes schemas, not a key list: a wrong kind or apiVersion is named with what is shipped', () => {
+    expect(schemaErrors({ apiVersion: 'apps/v1beta1', kind: 'Deployment', metadata: { name: 'x' } })).toEqual([
+      expect.stringMatching(
+        /^unexpected apiVersion\/kind apps\/v1beta1\/Deployment \(shipped: v1\/Namespace, .*apps\/v1\/Deployment/,
+      ),
+    ]);
+    expect(schemaErrors({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'net' } })).toEqual([]);
   });
 });

@@ -1,12 +1,12 @@
 /**
  * The shipped infra/nginx/nginx.conf (nginx stream, UDP) run for real with Debian's nginx on loopback in front of
- * two udp-echo processes. The file's compose addresses (udp-echo-N:7, listen 7) are replaced by loopback ports, and
- * a two-line wrapper loads Debian's dynamic stream module first; nothing else changes.
+ * two udp-echo processes. The file's compose addresses (udp-echo-N:7, listen 7) are replaced by loopback ports;
+ * nothing else changes (its include of /etc/nginx/modules-enabled loads Debian's dynamic stream module).
  */
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   freePort,
@@ -78,8 +78,10 @@ describe.skipIf(!enabled)('nginx stream in front of two udp-echo replicas (infra
       expect(conf.includes(from), `nginx.conf contains "${from}"`).toBe(true);
       conf = conf.replace(from, to);
     }
-    writeFileSync(join(dir, 'stream.conf'), conf);
-    writeFileSync(join(dir, 'nginx.conf'), `load_module ${STREAM_MODULE};\ninclude ${join(dir, 'stream.conf')};\n`);
+    // The file's own `include /etc/nginx/modules-enabled/*.conf` loads Debian's dynamic stream module, by a path
+    // relative to the prefix (`modules/ngx_stream_module.so`): the prefix here is `dir`, so link its modules there.
+    writeFileSync(join(dir, 'nginx.conf'), conf);
+    symlinkSync(dirname(STREAM_MODULE), join(dir, 'modules'));
     nginx = startProcess('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', 'stderr', '-g', 'daemon off;']);
     // nginx prints nothing when it starts well: the first answered datagram is the readiness signal.
     const proxy = nginx;

@@ -219,3 +219,36 @@ export async function pollUntil<T>(fn: () => Promise<T | undefined>, timeoutMs: 
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** podman's settings for these hosts (runc, ulimits): see infra/images/containers.conf. */
+export const podmanEnv = { ...process.env, CONTAINERS_CONF: join(infraDir, 'images', 'containers.conf') };
+
+/** Runs podman; stdout and stderr together, without the lines about systemd (no periodic healthcheck timers here). */
+export function podman(args: string[], timeoutMs = 60_000): { status: number | null; out: string } {
+  const r = spawnSync('podman', args, { env: podmanEnv, encoding: 'utf8', timeout: timeoutMs });
+  const stderr = (r.stderr ?? '')
+    .split('\n')
+    .filter((l) => l && !l.includes('systemd'))
+    .join('\n');
+  return { status: r.status, out: `${r.stdout ?? ''}${stderr}` };
+}
+
+/**
+ * Builds service images with infra/build-images.sh (podman) as localhost/net/<service>:<tag>; throws with the end of
+ * the output when the build fails. Layers are cached by podman, so a rebuild of unchanged sources takes seconds.
+ */
+export function buildImages(services: string[], tag: string, label: string): void {
+  const started = performance.now();
+  const r = spawnSync(join(infraDir, 'build-images.sh'), services, {
+    cwd: repoRoot,
+    env: { ...podmanEnv, ENGINE: 'podman', IMAGE_TAG: tag },
+    encoding: 'utf8',
+    timeout: 280_000,
+  });
+  const summary = `${r.stdout}\n${r.stderr}`
+    .split('\n')
+    .filter((l) => l.startsWith('build-images:') || l.startsWith('build-base:'));
+  console.log(`${label}: built in ${((performance.now() - started) / 1000).toFixed(1)} s\n${summary.join('\n')}`);
+  if (r.status !== 0)
+    throw new Error(`build-images.sh failed (${r.status ?? r.signal}):\n${`${r.stdout}\n${r.stderr}`.slice(-4000)}`);
+}

@@ -3,11 +3,14 @@
  * Every line carries `service` and `instance` (host name by default, or POD_NAME/HOSTNAME) so that replicas
  * behind a load balancer can be told apart. Per-connection lines belong at `debug`: at `info` a busy service
  * writes nothing per connection, which keeps logging off the hot path (measured in the benchmark).
+ *
+ * pino-pretty is a development dependency: the container images (`pnpm deploy --prod`) do not carry it, and there
+ * the logger writes JSON lines whatever the format asks for, saying so once when `pretty` was asked explicitly.
  */
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import type { Writable } from 'node:stream';
-import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import pino, { type DestinationStream, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
@@ -23,6 +26,27 @@ export interface LoggerOptions {
   format: LogFormat;
   /** Where lines go; stdout by default. Tests pass a capture stream. */
   destination?: NodeJS.WritableStream;
+  /** Where pino-pretty is resolved from (a file path or URL); this module by default. */
+  prettyFrom?: string;
+}
+
+type PrettyFactory = (options: {
+  colorize: boolean;
+  destination: number | NodeJS.WritableStream;
+  sync: boolean;
+}) => DestinationStream;
+
+/**
+ * pino-pretty's stream factory, or undefined when the package cannot be resolved from `from` (a production install
+ * without development dependencies). Loaded with require, as pino-pretty is CommonJS and createLogger is synchronous.
+ */
+export function loadPinoPretty(from: string = import.meta.url): PrettyFactory | undefined {
+  try {
+    return createRequire(from)('pino-pretty') as PrettyFactory;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') return undefined;
+    throw err;
+  }
 }
 
 /** The default instance id: the pod name in Kubernetes, else the host name (a container id under Docker). */
@@ -35,7 +59,8 @@ export function createLogger(options: LoggerOptions): Logger {
   const usePretty = options.format === 'pretty' || (options.format === 'auto' && process.stdout.isTTY === true);
   const base = { service: options.service, instance: options.instance, pid: process.pid };
   const pinoOptions = { level: options.level, base, timestamp: pino.stdTimeFunctions.isoTime };
-  if (usePretty) {
+  const pretty = usePretty ? loadPinoPretty(options.prettyFrom) : undefined;
+  if (pretty) {
     // pino-pretty as a stream in this thread, not a transport: no worker thread, and lines are never lost on exit.
     const stream = pretty({
       colorize: process.stdout.isTTY === true,
@@ -44,8 +69,12 @@ export function createLogger(options: LoggerOptions): Logger {
     });
     return pino(pinoOptions, stream);
   }
-  if (options.destination) return pino(pinoOptions, options.destination as Writable);
   // Synchronous writes to fd 1: a crash or a fast exit never loses the last lines (the fatal line with the stack
   // matters most), and at info level a service writes a handful of lines, so async buffering would buy nothing.
-  return pino(pinoOptions, pino.destination({ dest: 1, sync: true }));
+  const log = options.destination
+    ? pino(pinoOptions, options.destination as Writable)
+    : pino(pinoOptions, pino.destination({ dest: 1, sync: true }));
+  if (options.format === 'pretty')
+    log.warn('log format pretty needs pino-pretty (a development dependency, not installed here): writing JSON lines');
+  return log;
 }
