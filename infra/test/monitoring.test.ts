@@ -37,7 +37,7 @@ describe('Prometheus scrape configuration', () => {
   it('scrapes port 8080 of hosts that the compose file defines', () => {
     const text = readFileSync(config, 'utf8');
     const compose = readFileSync(join(infraDir, 'compose', 'compose.yaml'), 'utf8');
-    const hosts = [...text.matchAll(/'([a-z0-9-]+):(\d+)'/g)].map((m) => [m[1], m[2]]);
+    const hosts = [...text.matchAll(/["']([a-z0-9-]+):(\d+)["']/g)].map((m) => [m[1], m[2]]);
     for (const m of text.matchAll(/names: \[([a-z0-9-]+)\]/g)) hosts.push([m[1], '8080']);
     expect(hosts.length).toBeGreaterThanOrEqual(4);
     for (const [host, port] of hosts) {
