@@ -83,8 +83,9 @@ mkdir -p "$n/etc/nginx/modules-enabled" "$n/var/log/nginx" "$n/var/lib/nginx" "$
 echo 'load_module /usr/lib/nginx/modules/ngx_stream_module.so;' >"$n/etc/nginx/modules-enabled/50-mod-stream.conf"
 # Debian's nginx opens its compiled-in error log before reading the configuration: send it to stderr.
 ln -sf /dev/stderr "$n/var/log/nginx/error.log"
-printf 'root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/false\nnginx:x:101:101:nginx:/nonexistent:/bin/false\n' >"$n/etc/passwd"
-printf 'root:x:0:\nwww-data:x:33:\nnginx:x:101:\n' >"$n/etc/group"
+# Without a `user` directive (infra/nginx/nginx.conf has none) Debian's nginx runs its workers as nobody:nogroup.
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$n/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$n/etc/group"
 tar -C "$n" -c . | "$ENGINE" import --quiet \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'STOPSIGNAL SIGQUIT' \
