@@ -47,8 +47,6 @@ describe('peer dead events', () => {
     r.flush();
     expect(logs.filter((l) => l.event === 'peer_dead')).toHaveLength(PEER_DEAD_LOG_BURST);
     expect(logs.at(-1)).toMatchObject({ level: 40, event: 'peer_dead_suppressed', suppressed: 50 });
-    expect(await metrics.render()).toMatch(
-      new RegExp(`^net_peers_dead_total ${PEER_DEAD_LOG_BURST + 50}$`, 'm'),
-    );
+    expect(await metrics.render()).toMatch(new RegExp(`^net_peers_dead_total ${PEER_DEAD_LOG_BURST + 50}$`, 'm'));
   });
 });
