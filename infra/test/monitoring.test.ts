@@ -5,6 +5,9 @@
  * - the alert rules (infra/prometheus/alerts.yml): `promtool check rules`, and `promtool test rules` with the fixture
  *   series of alerts.test.yml;
  * - the Grafana dashboard (infra/grafana/dashboards/net.json): every query parses as PromQL;
+ * - a real Prometheus (Debian's prometheus) scraping the four services on loopback with these rules: the samples
+ *   arrive with the scraper's job and instance and nothing renamed exported_*, every rule evaluates, every
+ *   dashboard query runs;
  * - the Kubernetes pods carry the prometheus.io annotations on their admin port;
  * - both use only metric and label names that exist: declared in @net/core's METRICS or served on a service's live
  *   /metrics (the services are started from their dist/ on loopback).
@@ -13,11 +16,12 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateDirectory } from '../scripts/validate-k8s.mjs';
 import { exposedLabels, exposedNames, labelNames, metricNames, withGrafanaVariables } from './promql.js';
-import { hasCommand, infraDir, type Managed, repoRoot, startService } from './support.js';
+import { freePort, hasCommand, infraDir, type Managed, repoRoot, startProcess, startService } from './support.js';
 
 const config = join(infraDir, 'prometheus', 'prometheus.yml');
 const havePromtool = hasCommand('promtool');
@@ -333,4 +337,121 @@ describe('Kubernetes scraping', () => {
       });
     }
   });
+});
+
+describe('a real Prometheus scraping the services with these rules', () => {
+  const haveProm = hasCommand('prometheus');
+  const started: Managed[] = [];
+  let dir = '';
+  let api = '';
+  /** Job name -> the admin address Prometheus scrapes. */
+  const targets = new Map<string, string>();
+
+  async function query(
+    expr: string,
+  ): Promise<{ status: string; data: { result: { metric: Record<string, string> }[] } }> {
+    const res = await fetch(`${api}/api/v1/query?query=${encodeURIComponent(expr)}`, {
+      signal: AbortSignal.timeout(10_000),
+    });
+    return (await res.json()) as { status: string; data: { result: { metric: Record<string, string> }[] } };
+  }
+
+  beforeAll(async () => {
+    if (!haveProm) return;
+    dir = mkdtempSync(join(tmpdir(), 'net-prometheus-'));
+    for (const [name, args] of [
+      ['echo-tcp', []],
+      ['daytime-tcp', ['--udp']],
+      ['udp-echo', []],
+      ['keepalive-probe', []],
+    ] as [string, string[]][]) {
+      const s = await startService(name, ['--host', '127.0.0.1', '--port', '0', '--admin-port', '0', ...args]);
+      started.push(s);
+      const ready = JSON.parse(s.lines.find((l) => l.includes('"ready: ')) as string) as { admin: string };
+      targets.set(name, new URL(ready.admin).host);
+    }
+    copyFileSync(alerts, join(dir, 'alerts.yml'));
+    const jobs = [...targets].map(
+      ([job, host]) => `  - job_name: ${job}\n    static_configs:\n      - targets: ["${host}"]\n`,
+    );
+    writeFileSync(
+      join(dir, 'prometheus.yml'),
+      `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [alerts.yml]\nscrape_configs:\n${jobs.join('')}`,
+    );
+    const port = await freePort();
+    api = `http://127.0.0.1:${port}`;
+    const prom = startProcess('prometheus', [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+    ]);
+    started.push(prom);
+    await prom.waitForLine((l) => l.includes('Server is ready to receive web requests'), 30_000);
+    // Every target scraped at least twice (1 s interval): at most 30 s.
+    for (let i = 0; i < 60; i++) {
+      const up = await query('count(count_over_time(up[1m]) >= 2 and up == 1)');
+      if (Number((up.data.result[0] as unknown as { value?: [number, string] })?.value?.[1]) === targets.size) break;
+      await sleep(500);
+    }
+  }, 90_000);
+
+  afterAll(async () => {
+    await Promise.all(started.map((s) => s.stop()));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.skipIf(!haveProm)(
+    "stores each service under the scraper's job and instance, with nothing renamed exported_*",
+    async () => {
+      const info = await query('net_service_info');
+      expect(info.status).toBe('success');
+      const seen = info.data.result.map((r) => r.metric).sort((a, b) => String(a.job).localeCompare(String(b.job)));
+      expect(seen.map((m) => [m.job, m.instance, m.service_name])).toEqual(
+        [...targets].sort(([a], [b]) => a.localeCompare(b)).map(([job, host]) => [job, host, job]),
+      );
+      for (const m of seen)
+        expect(
+          Object.keys(m).filter((k) => k.startsWith('exported_')),
+          m.job,
+        ).toEqual([]);
+      const renamed = await query('{__name__=~".+", exported_instance=~".+"} or {__name__=~".+", exported_job=~".+"}');
+      expect(renamed.data.result).toEqual([]);
+    },
+  );
+
+  it.skipIf(!haveProm)('evaluates every alert rule without an error, and none fires on healthy services', async () => {
+    let rules: { name: string; health: string; lastError?: string; state: string }[] = [];
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(`${api}/api/v1/rules`, { signal: AbortSignal.timeout(10_000) });
+      const body = (await res.json()) as { data: { groups: { rules: typeof rules }[] } };
+      rules = body.data.groups.flatMap((g) => g.rules);
+      if (rules.length > 0 && rules.every((r) => r.health !== 'unknown')) break;
+      await sleep(500);
+    }
+    expect(rules.length).toBe((readFileSync(alerts, 'utf8').match(/^\s+- alert: /gm) ?? []).length);
+    expect(rules.filter((r) => r.health !== 'ok').map((r) => `${r.name}: ${r.health} ${r.lastError ?? ''}`)).toEqual(
+      [],
+    );
+    expect(rules.filter((r) => r.state !== 'inactive').map((r) => r.name)).toEqual([]);
+  });
+
+  it.skipIf(!haveProm)(
+    'runs every dashboard query; the instance, readiness and connection panels show the services',
+    async () => {
+      for (const { where, expr } of dashboardExpressions(loadDashboard())) {
+        const r = await query(withGrafanaVariables(expr));
+        expect(r.status, where).toBe('success');
+      }
+      expect(
+        (await query(withGrafanaVariables('net_service_info{job=~"$job", instance=~"$instance"}'))).data.result,
+      ).toHaveLength(4);
+      expect((await query('net_ready == 1')).data.result).toHaveLength(4);
+      // TCP services only: udp-echo has no connections.
+      expect((await query('sum by (job) (net_connections_open)')).data.result.map((r) => r.metric.job).sort()).toEqual([
+        'daytime-tcp',
+        'echo-tcp',
+        'keepalive-probe',
+      ]);
+    },
+  );
 });
