@@ -235,7 +235,7 @@ describe('command line', () => {
     );
     for (const r of runs) {
       expect(r.exit, r.args.join(' ')).toEqual({ code: 2, signal: null });
-      expect(r.stderr).toBe(`tiny-echo: unknown command "${r.args[0]}": commands are serve, watch\n`);
+      expect(r.stderr).toBe(`tiny-echo: unknown command "${r.args[0]}": commands are serve, ping, watch\n`);
       expect(r.raw).toEqual([]);
     }
   });
