@@ -653,8 +653,17 @@ describe('client commands (defineClientCommand)', () => {
     expect(r.stderr).toBe(
       'tiny-echo ping: TINY_ECHO_TIMEOUT matches no setting of tiny-echo and is ignored (did you mean TINY_ECHO_PING_TIMEOUT?)\n',
     );
-    // serve knows the client's variables and does not warn about them.
-    const served = await start([], { TINY_ECHO_PING_TIMEOUT: '3' });
+    // serve knows the client's variables and does not warn about them; a dropped name it warns about, with the hint.
+    const [served, old] = await Promise.all([
+      start([], { TINY_ECHO_PING_TIMEOUT: '3' }),
+      start([], { TINY_ECHO_TIMEOUT: '3' }),
+    ]);
     expect(served.lines.filter((l) => l.level === 40)).toEqual([]);
+    expect(old.lines.filter((l) => l.level === 40).map((l) => [l.variable, l.msg])).toEqual([
+      [
+        'TINY_ECHO_TIMEOUT',
+        'TINY_ECHO_TIMEOUT matches no setting of tiny-echo and is ignored (did you mean TINY_ECHO_PING_TIMEOUT?)',
+      ],
+    ]);
   });
 });
