@@ -50,7 +50,7 @@ export function commonServeOptions(defaultPort: number) {
     instance: option({
       type: string({ pattern: /^[\w.:@-]{1,128}$/, accepts: '1 to 128 letters, digits, or . _ : @ -' }),
       default: defaultInstance(),
-      description: 'Instance id carried by every log line and metric (host name by default)',
+      description: 'Instance id on every log line and in net_service_info (host name by default)',
     }),
     drainTimeout: option({
       type: decimal(0, 3600, 'seconds'),

@@ -266,10 +266,10 @@ describe('admin endpoint', () => {
     expect(m.value('net_connections_total')).toBe(1);
     expect(m.value('net_received_bytes_total')).toBe(3);
     expect(m.value('net_sent_bytes_total')).toBe(3);
-    expect(m.families.find((f) => f.name === 'net_build_info')?.metrics[0]?.labels).toMatchObject({
-      version: '9.8.7',
-      service: 'tiny-echo',
-      instance: 'box-1',
+    expect(m.families.find((f) => f.name === 'net_service_info')?.metrics[0]?.labels).toEqual({
+      service_name: 'tiny-echo',
+      service_instance_id: 'box-1',
+      service_version: '9.8.7',
     });
     expect(m.families.some((f) => f.name === 'process_resident_memory_bytes')).toBe(true);
     s.destroy();
@@ -506,9 +506,9 @@ describe('runtime: true commands', () => {
     const m = await scrape(admin);
     expect(m.value('net_ready')).toBe(1);
     expect(m.value('net_watch_reconnects_total')).toBe(1);
-    expect(m.families.find((f) => f.name === 'net_build_info')?.metrics[0]?.labels).toMatchObject({
-      version: '9.8.7',
-      instance: 'w-1',
+    expect(m.families.find((f) => f.name === 'net_service_info')?.metrics[0]?.labels).toMatchObject({
+      service_version: '9.8.7',
+      service_instance_id: 'w-1',
     });
     p.child.kill('SIGTERM');
     expect(await p.exited).toEqual({ code: 7, signal: null });

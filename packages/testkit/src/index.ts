@@ -8,5 +8,6 @@ export * from './free-port.js';
 export * from './http-get.js';
 export * from './probe.js';
 export * from './prometheus.js';
+export * from './promtool.js';
 export * from './rules.js';
 export * from './service-process.js';

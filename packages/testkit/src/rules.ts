@@ -16,6 +16,7 @@ import { freePort } from './free-port.js';
 import { httpGet } from './http-get.js';
 import type { HeldWork, Probe, ProbeEndpoint } from './probe.js';
 import { sampleValue, scrapeMetrics } from './prometheus.js';
+import { promtoolCheckMetrics, promtoolUnavailable } from './promtool.js';
 import {
   type Exit,
   isReadyLine,
@@ -47,7 +48,7 @@ export interface ContractTarget {
 }
 
 /** Numbers of the rules of docs/service-contract.md (7.5, a signal during start-up, has a test of its own). */
-export type RuleId = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 7.5 | 8 | 9;
+export type RuleId = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 7.5 | 8 | 9 | 10;
 
 /** One rule: its number, a title for the test name, and its check. */
 export interface Rule {
@@ -56,6 +57,11 @@ export interface Rule {
   check(target: ContractTarget): Promise<void>;
   /** Test timeout for this rule. */
   timeoutMs: number;
+  /**
+   * Why the rule cannot be checked on this machine (a tool it needs is missing), or undefined: the test is then
+   * skipped with that reason in its name, never passed.
+   */
+  unavailable?(): string | undefined;
 }
 
 /** The flags every service has (service-runtime `commonServeOptions`). */
@@ -385,10 +391,17 @@ export async function checkLogs(t: ContractTarget): Promise<void> {
   });
 }
 
-/** Rule 6: /healthz, /readyz, /metrics as valid Prometheus text with HELP and TYPE, process and shared metrics. */
+/** Labels Prometheus sets on every sample of a target: an exporter's own would arrive renamed `exported_<label>`. */
+const TARGET_LABELS = ['instance', 'job'] as const;
+
+/**
+ * Rule 6: /healthz, /readyz, /metrics as valid Prometheus text with HELP and TYPE, process and shared metrics, no
+ * target labels, the service's identity in net_service_info.
+ */
 export async function checkAdmin(t: ContractTarget): Promise<void> {
   await inScope(async (scope) => {
-    const s = await scope.start(t, serveArgs(t, '--admin-port', '0'));
+    const instance = 'contract-rule-6';
+    const s = await scope.start(t, serveArgs(t, '--admin-port', '0', '--instance', instance));
     assert.ok(s.adminUrl, 'the ready line must carry the admin URL (field "admin") when --admin-port is given');
     await t.probe(endpointOf(s));
     const [health, ready] = await Promise.all([httpGet(`${s.adminUrl}/healthz`), httpGet(`${s.adminUrl}/readyz`)]);
@@ -409,18 +422,35 @@ export async function checkAdmin(t: ContractTarget): Promise<void> {
       'process_cpu_user_seconds_total',
       'nodejs_eventloop_lag_seconds',
       'net_build_info',
+      'net_service_info',
       'net_ready',
     ]) {
       assert.ok(scrape.byName.has(name), `/metrics must carry ${name}`);
     }
     assert.equal(sampleValue(scrape, 'net_ready'), 1, 'net_ready must be 1 while ready');
+    const identity = scrape.byName.get('net_service_info')?.metrics ?? [];
+    assert.equal(identity.length, 1, 'net_service_info must have exactly one sample');
+    assert.deepEqual(
+      { ...identity[0]?.labels, value: identity[0]?.value },
+      {
+        service_name: t.service,
+        service_instance_id: instance,
+        service_version: packageOf(t.bin).version,
+        value: '1',
+      },
+      'net_service_info must be 1 with service_name, service_instance_id (--instance) and service_version',
+    );
     // Checked on the text: the parser drops the labels of histogram samples (it keys them by `le`).
-    const unlabelled = scrape.text
+    const targetLabel = new RegExp(`[{,](${TARGET_LABELS.join('|')})="`);
+    const labelled = scrape.text
       .split('\n')
-      .filter((l) => l !== '' && !l.startsWith('#'))
-      .filter((l) => !l.includes(`service="${t.service}"`) || !/[{,]instance="/.test(l))
+      .filter((l) => l !== '' && !l.startsWith('#') && targetLabel.test(l))
       .map((l) => l.slice(0, 120));
-    assert.deepEqual(unlabelled, [], `every sample must carry the labels service="${t.service}" and instance`);
+    assert.deepEqual(
+      labelled,
+      [],
+      `no sample may carry the labels ${TARGET_LABELS.join(' or ')}: the scraper sets them on its targets`,
+    );
   });
 }
 
@@ -552,6 +582,22 @@ export async function checkCrash(t: ContractTarget): Promise<void> {
   });
 }
 
+/**
+ * Rule 10: the live /metrics, after the probe's traffic, passes Prometheus's own `promtool check metrics` (format
+ * and naming conventions: only counters end in `_total`, units in base units, HELP on every family).
+ */
+export async function checkPromtool(t: ContractTarget): Promise<void> {
+  await inScope(async (scope) => {
+    const s = await scope.start(t, serveArgs(t, '--admin-port', '0'));
+    assert.ok(s.adminUrl, 'the ready line must carry the admin URL (field "admin") when --admin-port is given');
+    await t.probe(endpointOf(s));
+    const res = await httpGet(`${s.adminUrl}/metrics`);
+    assert.equal(res.status, 200, `GET /metrics must answer 200 (answered ${res.status})`);
+    const { status, output } = await promtoolCheckMetrics(res.body);
+    assert.equal(status, 0, `promtool check metrics must accept /metrics (exit ${status}):\n${output.trim()}`);
+  });
+}
+
 /** Every rule in order. */
 export const RULES: readonly Rule[] = [
   { id: 1, title: '--help, --version, serve is the default subcommand', check: checkCommandLine, timeoutMs: 20_000 },
@@ -604,5 +650,12 @@ export const RULES: readonly Rule[] = [
       'client commands: shared exit codes (69 refused, 75 timeout), --json, the table in --help, PREFIX_<COMMAND>_ variables',
     check: checkClients,
     timeoutMs: 30_000,
+  },
+  {
+    id: 10,
+    title: '/metrics passes promtool check metrics',
+    check: checkPromtool,
+    timeoutMs: 30_000,
+    unavailable: promtoolUnavailable,
   },
 ];

@@ -7,7 +7,9 @@ import {
   checkClients,
   checkDrain,
   checkLogs,
+  checkPromtool,
   checkStartupSignal,
+  promtoolUnavailable,
   stopAllServices,
 } from '../src/index.js';
 import { echoProbe } from './echo-probe.js';
@@ -39,6 +41,21 @@ describe('the service contract fails a broken service', () => {
       /# HELP and # TYPE[\s\S]*net_requests_total/,
     );
   });
+
+  it('rule 6 fails when a sample carries instance, a label the scraper sets', async () => {
+    await expect(checkAdmin(fixture('broken-target-label.mjs'))).rejects.toThrow(
+      /no sample may carry the labels instance or job[\s\S]*tiny_queue_depth\{instance="box-1"\}/,
+    );
+  });
+
+  it.skipIf(promtoolUnavailable() !== undefined)(
+    'rule 10 fails when promtool rejects a metric name (a gauge ending in _total; skipped without promtool)',
+    async () => {
+      await expect(checkPromtool(fixture('broken-metric-name.mjs'))).rejects.toThrow(
+        /promtool check metrics must accept \/metrics \(exit [1-9]\d*\):\n.*tiny_queue_total.*_total/,
+      );
+    },
+  );
 
   it('rule 5 fails when every connection is logged at info', async () => {
     await expect(checkLogs(fixture('broken-info-log.mjs'))).rejects.toThrow(
@@ -87,5 +104,7 @@ describe('the service contract fails a broken service', () => {
     await expect(checkClients(fixture('broken-info-log.mjs', { clients: ['check'] }))).resolves.toBeUndefined();
     await expect(checkBadConfig(fixture('broken-client-exit.mjs'))).resolves.toBeUndefined();
     await expect(checkBadConfig(fixture('broken-client-env.mjs'))).resolves.toBeUndefined();
+    // Rule 6 passes on the fixture with the misnamed gauge: only promtool's naming rules catch it.
+    await expect(checkAdmin(fixture('broken-metric-name.mjs'))).resolves.toBeUndefined();
   });
 });

@@ -162,8 +162,9 @@ export class IterativeDaytime {
     metrics.collect('net_requests_total', () => this.#requests);
     metrics.collect('net_sent_bytes_total', () => this.#sentBytes);
     metrics.collect('net_received_bytes_total', () => this.#receivedBytes);
-    this.#rejected = metrics.counter('net_connections_rejected_total');
-    this.#limitHits = metrics.counter('net_limit_hits_total');
+    // Known label values at 0 from the start, so that rate() and increase() see the first event.
+    this.#rejected = metrics.preset('net_connections_rejected_total', { reason: ['pending_queue_full'] });
+    this.#limitHits = metrics.preset('net_limit_hits_total', { limit: ['write_timeout', 'close_timeout'] });
     this.#errors = metrics.counter('net_errors_total');
   }
 

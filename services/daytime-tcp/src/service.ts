@@ -42,7 +42,8 @@ export const service = defineService({
       metrics,
       connections,
     });
-    const rejected = metrics.counter('net_connections_rejected_total');
+    // At 0 from the start, so that rate() sees the first event (the answerer presets its own reasons and limits).
+    const rejected = metrics.preset('net_connections_rejected_total', { reason: ['max_connections'] });
     const acceptErrors = metrics.counter('net_accept_errors_total');
     let lastDropWarning = 0;
     let lastAcceptWarning = 0;

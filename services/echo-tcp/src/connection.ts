@@ -105,7 +105,8 @@ export class ConnectionHandler {
     // Plain numbers on the hot path, read by prom-client only when /metrics is scraped.
     metrics.collect('net_received_bytes_total', () => this.stats.receivedBytes);
     metrics.collect('net_sent_bytes_total', () => this.stats.sentBytes);
-    const limitHits = metrics.counter('net_limit_hits_total');
+    // Known label values at 0 from the start, so that rate() and increase() see the first event.
+    const limitHits = metrics.preset('net_limit_hits_total', { limit: ['idle_timeout', 'max_buffered'] });
     this.#context = {
       stats: this.stats,
       maxBuffered: options.maxBuffered,
@@ -114,8 +115,8 @@ export class ConnectionHandler {
       log,
       metrics,
     };
-    // Declared at start so that /metrics shows them at 0 before anything goes wrong.
-    metrics.counter('net_connections_rejected_total');
+    metrics.preset('net_connections_rejected_total', { reason: ['max_connections'] });
+    // Labelled by errno name, which cannot be listed in advance: declared (HELP and TYPE), no sample until the first.
     metrics.counter('net_errors_total');
     metrics.counter('net_accept_errors_total');
     this.#maxConnectionsWarning = new RateLimitedWarning(

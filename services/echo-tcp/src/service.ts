@@ -17,6 +17,7 @@ import {
   effectiveMaxConnections,
   formatEndpoint,
   listen,
+  PROXY_PROTOCOL_REASONS,
   type RunningService,
 } from '@net/core';
 import { checkOptions, runCheck } from './check.js';
@@ -76,6 +77,10 @@ export const service = defineService({
       log,
       metrics: ctx.metrics,
     });
+
+    // Every reason a PROXY header is refused for, at 0 from the start, where a listener takes PROXY headers.
+    if (config.proxyProtocol || config.proxyListen.length > 0)
+      ctx.metrics.preset('net_proxy_header_errors_total', { reason: ['untrusted', ...PROXY_PROTOCOL_REASONS] });
 
     const wanted: { endpoint: Endpoint; kind: Kind }[] = [
       ...ctx.endpoints.map((endpoint) => ({ endpoint, kind: (config.proxyProtocol ? 'proxy' : 'plain') as Kind })),

@@ -106,8 +106,7 @@ export const service = defineService({
     metrics.collect('net_received_bytes_total', () => echo.receivedBytes);
     metrics.collect('net_datagrams_sent_total', () => echo.sent);
     metrics.collect('net_sent_bytes_total', () => echo.sentBytes);
-    const droppedTotal = metrics.counter('net_datagrams_dropped_total');
-    for (const reason of DROP_REASONS) droppedTotal.inc({ reason }, 0);
+    const droppedTotal = metrics.preset('net_datagrams_dropped_total', { reason: DROP_REASONS });
     const errorsTotal = metrics.counter('net_errors_total');
 
     const bound: BoundUdpSocket[] = [];
