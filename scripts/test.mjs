@@ -6,7 +6,7 @@
 //          vitest.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pnpm } from './pnpm.mjs';
 
@@ -56,6 +56,14 @@ if (!existsSync(report)) {
   process.exit(1);
 }
 const r = JSON.parse(readFileSync(report, 'utf8'));
+// A file whose set-up fails (a beforeAll that throws, an import error) fails without a failed test: vitest reports
+// its tests as skipped. Count each such file as one failure, so the closing line never says 0 failed on a red run.
+for (const file of r.testResults ?? []) {
+  if (file.status === 'failed' && !file.assertionResults?.some((t) => t.status === 'failed')) {
+    failedChecks.push(`suite ${relative(root, file.name)}`);
+    console.error(`suite ${relative(root, file.name)} failed outside its tests: ${file.message ?? ''}`.trim());
+  }
+}
 if (failedChecks.length > 0) {
   // Recorded in the report too, so that a reader of the report alone (.ci/run) counts them.
   r.failedChecks = failedChecks;
