@@ -9,8 +9,9 @@
  * through nginx, daytime, keepalive-probe, HAProxy's /stats, a replica killed, echo scaled 3 -> 5 -> 2 under client
  * load, and `down` leaving nothing behind.
  *
- * The backend network is a TEST-NET range (198.51.100.0/24, HAProxy at .250) through NET_BACKEND_SUBNET and
- * NET_HAPROXY_ADDR, so nothing is sent to the file's default 172.30.7.0/24. infra/test/fixtures/compose.podman.yaml
+ * The backend network is a /26 of a TEST-NET range (RFC 5737) that no podman network uses yet (198.51.100.0/26 first,
+ * HAProxy at its top address, .62) through NET_BACKEND_SUBNET and NET_HAPROXY_ADDR, so nothing is sent to the file's
+ * default 172.30.7.0/24 and two runs on one machine do not collide. infra/test/fixtures/compose.podman.yaml
  * adds what podman 4.3 needs on these hosts (see its comments). Compose DNS (the name `echo` HAProxy resolves) needs
  * netavark and aardvark-dns, installed with podman by .ci/run. Runs as root where podman and docker-compose are
  * installed; NET_TEST_IMAGES=0 skips it.
@@ -52,9 +53,38 @@ const reason = enabled
 const SERVICES = ['echo-tcp', 'udp-echo', 'daytime-tcp', 'keepalive-probe'];
 const tag = `compose-${process.pid}`;
 const project = `nettest${process.pid}`;
-/** A TEST-NET range (RFC 5737) for the backend network, HAProxy at the top of it as in the compose file. */
-const SUBNET = '198.51.100.0/24';
-const HAPROXY_ADDR = '198.51.100.250';
+
+/** IPv4 text to a number. */
+function ipv4(text: string): number {
+  return text.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
+}
+
+/** True when the two IPv4 CIDRs overlap. */
+function overlaps(a: string, b: string): boolean {
+  const [aNet = '', aBits = '32'] = a.split('/');
+  const [bNet = '', bBits = '32'] = b.split('/');
+  const bits = Math.min(Number(aBits), Number(bBits));
+  const size = 2 ** (32 - bits);
+  return Math.floor(ipv4(aNet) / size) === Math.floor(ipv4(bNet) / size);
+}
+
+/**
+ * The first /26 of 198.51.100.0/24 and 203.0.113.0/24 (TEST-NET-2 and -3) that overlaps no existing podman network,
+ * and HAProxy's address at its top (.62 of the block), as the compose file puts HAProxy at the top of its subnet.
+ */
+function freeTestNet(): { subnet: string; haproxy: string } {
+  const networks = JSON.parse(podman(['network', 'ls', '--format', 'json']).out || '[]') as {
+    subnets?: { subnet: string }[];
+  }[];
+  const used = networks.flatMap((n) => (n.subnets ?? []).map((s) => s.subnet)).filter((s) => !s.includes(':'));
+  for (const base of ['198.51.100', '203.0.113']) {
+    for (const start of [0, 64, 128, 192]) {
+      const subnet = `${base}.${start}/26`;
+      if (!used.some((u) => overlaps(u, subnet))) return { subnet, haproxy: `${base}.${start + 62}` };
+    }
+  }
+  throw new Error(`every /26 of 198.51.100.0/24 and 203.0.113.0/24 is taken by a podman network: ${used.join(', ')}`);
+}
 
 /** How long each part took, printed at the end. */
 const timings: [string, number][] = [];
@@ -85,6 +115,7 @@ describe.skipIf(!enabled)(`the compose stack with docker-compose against podman'
   let service: Managed | undefined;
   const ports = { echo: 0, udpEcho: 0, daytime: 0, keepalive: 0, stats: 0 };
   let env: NodeJS.ProcessEnv = {};
+  let net = { subnet: '', haproxy: '' };
   let downDone = false;
 
   /** Runs docker-compose with the project's files and environment, without blocking the event loop. */
@@ -188,6 +219,7 @@ describe.skipIf(!enabled)(`the compose stack with docker-compose against podman'
     await timed('build the 4 service images', () => buildImages(SERVICES, tag, 'infra compose'));
     const lb = await timed('build the load balancer images', () => buildLoadBalancerImages('infra compose'));
     for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
+    net = freeTestNet();
     service = startProcess('podman', ['system', 'service', '--time', '0', `unix://${socket}`], podmanEnv);
     await pollUntil(() => ping(socket), 20_000, 100);
     env = {
@@ -196,8 +228,8 @@ describe.skipIf(!enabled)(`the compose stack with docker-compose against podman'
       IMAGE_TAG: tag,
       HAPROXY_IMAGE: lb.haproxy,
       NGINX_IMAGE: lb.nginx,
-      NET_BACKEND_SUBNET: SUBNET,
-      NET_HAPROXY_ADDR: HAPROXY_ADDR,
+      NET_BACKEND_SUBNET: net.subnet,
+      NET_HAPROXY_ADDR: net.haproxy,
       NET_ECHO_PORT: String(ports.echo),
       NET_UDP_ECHO_PORT: String(ports.udpEcho),
       NET_DAYTIME_PORT: String(ports.daytime),
@@ -273,9 +305,13 @@ describe.skipIf(!enabled)(`the compose stack with docker-compose against podman'
     // ECHO_SLOTS (10) slots; those without a replica are in maintenance until the name resolves to more addresses.
     expect(all.length).toBe(10);
     expect(all.filter((s) => s.status !== 'UP').every((s) => s.status === 'MAINT (resolution)')).toBe(true);
-    // The network is the test's TEST-NET range (NET_BACKEND_SUBNET), HAProxy at NET_HAPROXY_ADDR.
-    for (const i of [1, 2, 3]) expect(containerAddress(`${project}_echo_${i}`)).toMatch(/^198\.51\.100\.\d+$/);
-    expect(containerAddress(`${project}_haproxy_1`)).toBe(HAPROXY_ADDR);
+    // The network is the test's TEST-NET block (NET_BACKEND_SUBNET), HAProxy at NET_HAPROXY_ADDR.
+    for (const i of [1, 2, 3]) {
+      const address = containerAddress(`${project}_echo_${i}`);
+      expect(overlaps(`${address}/32`, net.subnet), `${address} in ${net.subnet}`).toBe(true);
+    }
+    expect(containerAddress(`${project}_haproxy_1`)).toBe(net.haproxy);
+    console.log(`infra compose: backend network ${net.subnet}, HAProxy at ${net.haproxy}`);
     console.log(`infra compose: ${all.length} slots, UP: ${up.map((s) => s.name).join(', ')}`);
   });
 
@@ -295,8 +331,9 @@ describe.skipIf(!enabled)(`the compose stack with docker-compose against podman'
         expect(r.status, r.out).toBe(0);
       }
       if (killedAt && !outAt && n % 3 === 0) {
-        // DOWN by its checks, or MAINT once the name no longer resolves to it: out of rotation either way.
-        const left = (await slots()).find((s) => before.has(s.name) && s.status !== 'UP');
+        // DOWN by its checks, or MAINT once the name no longer resolves to it: out of rotation either way ("UP 1/2"
+        // is still in rotation: one check has failed, the second decides).
+        const left = (await slots()).find((s) => before.has(s.name) && !s.status.startsWith('UP'));
         if (left) {
           outAt = performance.now();
           out = `${left.name} ${left.status}`;
@@ -343,11 +380,14 @@ describe.skipIf(!enabled)(`the compose stack with docker-compose against podman'
       }
     })();
     const three = new Set((await upSlots()).map((s) => s.name));
+    const phases: string[] = [];
     const load = startLoad(4);
     try {
       await new Promise((r) => setTimeout(r, 2000));
       const scaledOutAt = await timed('--scale echo=5 (command)', async () => {
+        phases.push(`--scale echo=5 from ${new Date().toISOString()}`);
         await composeOk(['up', '-d', '--no-build', '--no-recreate', '--scale', 'echo=5']);
+        phases.push(`--scale echo=5 done ${new Date().toISOString()}`);
         return performance.now();
       });
       const added = () => [...history].filter(([name, h]) => !three.has(name) && h.firstTrafficAt !== undefined);
@@ -365,9 +405,11 @@ describe.skipIf(!enabled)(`the compose stack with docker-compose against podman'
       const five = new Set((await upSlots()).map((s) => s.name));
       expect(five.size).toBe(5);
 
-      await timed('--scale echo=2 (command: 3 replicas stopped through their drain delay, removed)', () =>
-        composeOk(['up', '-d', '--no-build', '--no-recreate', '--scale', 'echo=2']),
-      );
+      await timed('--scale echo=2 (command: 3 replicas stopped through their drain delay, removed)', async () => {
+        phases.push(`--scale echo=2 from ${new Date().toISOString()}`);
+        await composeOk(['up', '-d', '--no-build', '--no-recreate', '--scale', 'echo=2']);
+        phases.push(`--scale echo=2 done ${new Date().toISOString()}`);
+      });
       await pollUntil(async () => ((await upSlots()).length === 2 ? true : undefined), 30_000, 200);
       // A little more load on the two that remain.
       await new Promise((r) => setTimeout(r, 2000));
@@ -384,6 +426,15 @@ describe.skipIf(!enabled)(`the compose stack with docker-compose against podman'
           .map(([name, h]) => `  ${name}: ${h.statuses.join(' -> ')}`)
           .join('\n')}`,
       );
+      if (load.failures.length > 0) {
+        // HAProxy's own account of the failed sessions (option tcplog: termination state, server, timers).
+        const unusual = podman(['logs', `${project}_haproxy_1`])
+          .out.split('\n')
+          .filter((l) => l.includes('fe_echo') && !/ -- /.test(l));
+        console.log(
+          `infra compose: ${phases.join('; ')}\nHAProxy sessions not ended normally:\n${unusual.slice(0, 40).join('\n')}`,
+        );
+      }
       expect(load.failures).toEqual([]);
       expect(load.ok).toBeGreaterThan(100);
       expect(remaining.size).toBe(2);
@@ -392,8 +443,9 @@ describe.skipIf(!enabled)(`the compose stack with docker-compose against podman'
       // address left the DNS answer (MAINT).
       for (const name of removed) {
         const statuses = history.get(name)?.statuses ?? [];
-        const down = statuses.findIndex((s) => s.startsWith('DOWN'));
-        expect(down > 0 && statuses.slice(0, down).includes('UP'), `${name}: ${statuses.join(' -> ')}`).toBe(true);
+        const lastUp = statuses.lastIndexOf('UP');
+        const downAfter = statuses.findIndex((s, i) => i > lastUp && s.startsWith('DOWN'));
+        expect(lastUp >= 0 && downAfter > lastUp, `${name}: ${statuses.join(' -> ')}`).toBe(true);
       }
     } finally {
       polling = false;
