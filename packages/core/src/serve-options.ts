@@ -57,6 +57,12 @@ export function commonServeOptions(defaultPort: number) {
       default: 10,
       description: 'On SIGTERM/SIGINT, how long open connections may finish before they are closed',
     }),
+    drainDelay: option({
+      type: decimal(0, 3600, 'seconds'),
+      default: 0,
+      description:
+        'On SIGTERM/SIGINT, keep accepting and serving for this long with /readyz at 503 (so load balancers drop the instance first), then drain',
+    }),
   } satisfies Schema;
 }
 

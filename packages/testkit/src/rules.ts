@@ -75,6 +75,7 @@ export const COMMON_FLAGS = [
   'log-format',
   'instance',
   'drain-timeout',
+  'drain-delay',
 ] as const;
 
 const LOOPBACK = '127.0.0.1';
@@ -454,7 +455,10 @@ export async function checkAdmin(t: ContractTarget): Promise<void> {
   });
 }
 
-/** Rule 7: drain on SIGTERM/SIGINT; a second signal exits 130 at once; the drain period is a setting. */
+/**
+ * Rule 7: drain on SIGTERM/SIGINT; a second signal exits 130 at once; the drain period is a setting; with a drain
+ * delay, new connections are still served while /readyz says 503, and refused once the delay is over.
+ */
 export async function checkDrain(t: ContractTarget): Promise<void> {
   await inScope(async (scope) => {
     const finishes = async () => {
@@ -497,7 +501,22 @@ export async function checkDrain(t: ContractTarget): Promise<void> {
         `the end of the drain period must exit 0 (exited ${exit.code}, signal ${exit.signal})`,
       );
     };
-    await Promise.all([finishes(), secondSignal(), drainPeriod()]);
+    // 7.6: with --drain-delay, the listeners keep accepting while /readyz already says 503, then refuse.
+    const delayed = async () => {
+      const s = await scope.start(t, serveArgs(t, '--admin-port', '0', '--drain-delay', '2', '--drain-timeout', '20'));
+      s.kill('SIGTERM');
+      await waitForReadyz(s, 503, 3000, 'from the moment a drain starts (SIGTERM with --drain-delay 2)');
+      if (t.transport === 'udp') return;
+      await t
+        .probe(endpointOf(s))
+        .catch((err: Error) =>
+          assert.fail(`during --drain-delay new connections must still be served (${err.message})`),
+        );
+      await waitForRefusedConnect(s.port, 5000);
+      const exit = await exitWithin(s, 10_000, 'after the drain delay, with nothing in flight');
+      assert.equal(exit.code, 0, `a drain after its delay must exit 0 (exited ${exit.code}, signal ${exit.signal})`);
+    };
+    await Promise.all([finishes(), secondSignal(), drainPeriod(), delayed()]);
   });
 }
 

@@ -36,6 +36,12 @@ describe('the service contract fails a broken service', () => {
     await expect(checkDrain(fixture('broken-readyz.mjs'))).rejects.toThrow(/\/readyz did not answer 503/);
   });
 
+  it('rule 7 fails when --drain-delay is ignored and new connections are refused at the signal', async () => {
+    await expect(checkDrain(fixture('broken-drain-delay.mjs'))).rejects.toThrow(
+      /during --drain-delay new connections must still be served/,
+    );
+  });
+
   it('rule 6 fails when a metric has no # TYPE line', async () => {
     await expect(checkAdmin(fixture('broken-metric-type.mjs'))).rejects.toThrow(
       /# HELP and # TYPE[\s\S]*net_requests_total/,

@@ -94,6 +94,8 @@ export class ConnectionHandler {
   /** Idle sweep: its tick count, and after how many ticks without traffic a connection is idle (0: no timeout). */
   #tick = 0;
   readonly #idleTicks: number;
+  /** Set by {@link finishAll}: a PROXY handshake that completes from then on is drained as soon as it starts. */
+  #draining = false;
 
   constructor(input: { options: ConnectionOptions; connections: ConnectionTracker; log: Logger; metrics: Metrics }) {
     const { options, connections, log, metrics } = input;
@@ -234,15 +236,17 @@ export class ConnectionHandler {
 
   /**
    * Starts a drain: every connection stops echoing new input and closes its side once what it owes has been
-   * sent; connections still waiting for a PROXY header are closed.
+   * sent. A connection still waiting for its PROXY header (bounded by --proxy-timeout) is not dropped: a load
+   * balancer sends the header as soon as it connects, and the client's bytes right behind it, so the connection
+   * finishes its header and is then drained like the others (what came with or before the drain is echoed).
    */
   finishAll(): void {
+    this.#draining = true;
     this.#connections.forEach((socket) => {
       const conn = socket as Conn;
       if (conn[kStage] === STAGE_FAST) finishFastEcho(conn);
       else if (conn[kStage] === STAGE_ECHO) finishEcho(conn);
       else if (conn[kStage] === STAGE_FAULTY) finishFaultyEcho(conn);
-      else conn.destroy();
     });
   }
 
@@ -310,7 +314,11 @@ export class ConnectionHandler {
         'PROXY header accepted',
       );
     }
-    if (this.#faulty) this.#begin(conn);
+    if (this.#draining) {
+      this.#begin(conn);
+      if (conn[kStage] === STAGE_FAULTY) finishFaultyEcho(conn);
+      else finishEcho(conn);
+    } else if (this.#faulty) this.#begin(conn);
     else this.#beginFast(conn);
   }
 

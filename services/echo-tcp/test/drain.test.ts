@@ -50,6 +50,24 @@ describe('drain on SIGTERM', () => {
     },
   );
 
+  it('a connection still waiting for its PROXY header when the drain starts finishes it, gets what came with it echoed, then FIN', async () => {
+    // A load balancer connects, and its header and the client's first bytes follow: a drain beginning in between
+    // must not drop the connection (HAProxy could not retry it: it has connected already).
+    const service = await startEcho(['--drain-timeout', '10', '--proxy-protocol', '--log-level', 'debug']);
+    const socket = await connectTo(service.port);
+    const got = collect(socket);
+    socket.on('error', () => {});
+    await service.waitForLine((l) => l.msg === 'connection opened', 5000);
+    service.kill('SIGTERM');
+    await service.waitForLine((l) => String(l.msg).startsWith('draining'), 5000);
+    const payload = randomBytes(1024);
+    socket.end(Buffer.concat([HAPROXY_V2, payload]));
+    const result = await got;
+    expect(result.how).toBe('eof');
+    expect(result.data.equals(payload)).toBe(true);
+    expect((await service.exited).code).toBe(0);
+  });
+
   it('a client that half-closes during the drain gets every byte it sent back', async () => {
     const service = await startEcho(['--drain-timeout', '10', '--delay-ms', '100']);
     const socket = await connectTo(service.port);
