@@ -72,6 +72,12 @@ export const service = defineService({
         },
         proxyTrusted: config.proxyTrusted,
         proxyTimeoutMs: Math.max(1, Math.round(config.proxyTimeout * 1000)),
+        sources: {
+          allow: config.allow,
+          deny: config.deny,
+          maxPerSource: config.maxPerSource,
+          ipv6Prefix: config.perSourceIpv6Prefix,
+        },
       },
       connections: ctx.connections,
       log,
@@ -103,7 +109,9 @@ export const service = defineService({
         let server: net.Server;
         if (kind === 'tls') {
           const tlsServer = createTlsServer(tlsContext ?? {}, TLS_HANDSHAKE_TIMEOUT_MS);
-          tlsServer.on('secureConnection', (socket: tls.TLSSocket) => handler.accept(socket, false));
+          // The source policy on the raw connection, before any handshake work (see ConnectionHandler.screen).
+          tlsServer.on('connection', (raw: net.Socket) => handler.screen(raw));
+          tlsServer.on('secureConnection', (socket: tls.TLSSocket) => handler.accept(socket, false, true));
           tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) =>
             handler.tlsError(err, socket),
           );
