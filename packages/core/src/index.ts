@@ -26,6 +26,13 @@ export * from './rlimit.js';
 export * from './serve-options.js';
 export * from './service.js';
 export {
+  type ActivatedSocket,
+  activatedSocket,
+  type ListenFd,
+  listenFds,
+  SD_LISTEN_FDS_START,
+} from './socket-activation.js';
+export {
   getSocketFd,
   IPPROTO_TCP,
   readSocketOption,

@@ -16,7 +16,7 @@ import {
   type Schema,
 } from './config.js';
 import { ConnectionTracker } from './connection-tracker.js';
-import { type Endpoint, parseEndpoint } from './endpoint.js';
+import { type Endpoint, formatListenEndpoint, isActivated, type ListenEndpoint, parseEndpoint } from './endpoint.js';
 import { ConfigError, NetError } from './errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -51,8 +51,8 @@ export interface ServeContext<C> {
   sources: Record<string, 'flag' | 'env' | 'default'>;
   log: Logger;
   metrics: Metrics;
-  /** The endpoints to listen on, from --host/--port/--listen. */
-  endpoints: Endpoint[];
+  /** The endpoints to listen on, from --host/--port/--listen; `fd:`/`systemd:` ones are sockets passed to us. */
+  endpoints: ListenEndpoint[];
   /** Tracks open TCP connections (drain, limits, metrics). */
   connections: ConnectionTracker;
   /** True in a worker process started by `--workers`: listen with `reusePort` when `reusePort` is true. */
@@ -361,7 +361,7 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
   if (transport !== 'udp' && typeof withLimit.maxConnections === 'number') {
     withLimit.maxConnections = effectiveMaxConnections(withLimit.maxConnections, log);
   }
-  let endpoints: Endpoint[];
+  let endpoints: ListenEndpoint[];
   try {
     // A worker under SO_REUSEPORT gets the primary's concrete endpoints (its port 0 made one free port for all).
     const fromPrimary = isWorker ? process.env.NET_WORKER_ENDPOINTS : undefined;
@@ -373,13 +373,22 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
     process.exit(EXIT.USAGE);
   }
 
+  const activated = endpoints.filter(isActivated);
+  if (def.workers && workerCount > 1 && activated.length > 0) {
+    // A passed socket is one descriptor of this process: SO_REUSEPORT workers each bind their own socket, and
+    // node:cluster cannot hand a descriptor it did not open to its workers.
+    process.stderr.write(
+      `${def.name}: --workers ${workerCount} cannot share ${activated.map(formatListenEndpoint).join(', ')}: run one process per passed socket (--workers 1), or let the workers bind --listen addresses themselves\n`,
+    );
+    process.exit(EXIT.USAGE);
+  }
   if (def.workers && workerCount > 1 && !isWorker) {
     await runSupervisor({
       def: def as unknown as ServiceDefinition<never>,
       config,
       log,
       workerCount,
-      endpoints,
+      endpoints: endpoints.filter((e): e is Endpoint => !isActivated(e)),
       startup,
     });
     return;

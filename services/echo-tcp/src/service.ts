@@ -13,10 +13,10 @@ import {
   ConfigError,
   defineCommand,
   defineService,
-  type Endpoint,
   EXIT,
   effectiveMaxConnections,
   formatEndpoint,
+  type ListenEndpoint,
   listen,
   type RunningService,
 } from '@net/core';
@@ -84,7 +84,7 @@ export const service = defineService({
       metrics: ctx.metrics,
     });
 
-    const wanted: { endpoint: Endpoint; kind: Kind }[] = [
+    const wanted: { endpoint: ListenEndpoint; kind: Kind }[] = [
       ...ctx.endpoints.map((endpoint) => ({ endpoint, kind: (config.proxyProtocol ? 'proxy' : 'plain') as Kind })),
       ...config.proxyListen.map((endpoint) => ({ endpoint, kind: 'proxy' as Kind })),
       ...config.tlsListen.map((endpoint) => ({ endpoint, kind: 'tls' as Kind })),
