@@ -3,7 +3,7 @@
  * a child process as descriptor 3 (as systemd does, sd_listen_fds(3)), and the child, on the BUILT core (dist/;
  * `pnpm build` first), listens on `fd:3` or `systemd:NAME` and echoes through it.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { closeSync, openSync } from 'node:fs';
 import net from 'node:net';
@@ -255,5 +255,17 @@ describe('what cannot be used is refused with NET_ERR_SOCKET_ACTIVATION, saying 
     closeSync(file);
     client.destroy();
     server.close();
+  });
+});
+
+describe('the runtime with a passed socket', () => {
+  it('refuses --workers 2 with --listen fd:3 (exit 2): workers cannot share a descriptor only the primary holds', () => {
+    const tinyEcho = fileURLToPath(new URL('./fixtures/tiny-echo.mjs', import.meta.url));
+    const r = spawnSync(process.execPath, [tinyEcho, 'serve', '--listen', 'fd:3', '--workers', '2'], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--workers 2 cannot share fd:3: run one process per passed socket');
   });
 });
