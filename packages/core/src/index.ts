@@ -18,6 +18,7 @@ export * from './exact-io.js';
 export * from './keepalive.js';
 export * from './listen.js';
 export * from './logger.js';
+export { formatManPage } from './man-page.js';
 export * from './metrics.js';
 export * from './proxy-protocol.js';
 export * from './reflection-guard.js';

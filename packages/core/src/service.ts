@@ -18,25 +18,16 @@ import {
 import { ConnectionTracker } from './connection-tracker.js';
 import { type Endpoint, formatListenEndpoint, isActivated, type ListenEndpoint, parseEndpoint } from './endpoint.js';
 import { ConfigError, NetError } from './errors.js';
+import { EXIT, SERVE_EXIT_CODES } from './exit-codes.js';
 import { createLogger, type Logger } from './logger.js';
+import { formatManPage } from './man-page.js';
 import { Metrics } from './metrics.js';
 import { describeDescriptorLimit, descriptorLimit, effectiveMaxConnections } from './rlimit.js';
 import { commonCommandOptions, commonServeOptions, serveEndpoints } from './serve-options.js';
 import { StartupSignals } from './startup-signals.js';
 import { answerMetricRequests, closeAdmin, type Readiness, runDrain, runSupervisor, startAdmin } from './supervisor.js';
 
-/** Exit codes shared by every service. */
-export const EXIT = {
-  OK: 0,
-  /** Start-up failed (e.g. the address is in use) or a client command failed. */
-  FAILURE: 1,
-  /** Bad command line or environment. */
-  USAGE: 2,
-  /** An uncaught error (EX_SOFTWARE). */
-  SOFTWARE: 70,
-  /** A second SIGTERM/SIGINT during the drain. */
-  INTERRUPTED: 130,
-} as const;
+export { EXIT, SERVE_EXIT_CODES } from './exit-codes.js';
 
 type CommonConfig = ConfigOf<ReturnType<typeof commonServeOptions>>;
 type CommandConfig = ConfigOf<ReturnType<typeof commonCommandOptions>>;
@@ -178,6 +169,10 @@ export async function runService<S extends Schema>(
   const commandName = first !== undefined && (first === 'serve' || Object.hasOwn(commands, first)) ? first : 'serve';
   const rest = commandName === first ? argv.slice(1) : argv;
 
+  if (rest.includes('--man')) {
+    process.stdout.write(formatManPage(def as unknown as ServiceDefinition<Schema>));
+    process.exit(EXIT.OK);
+  }
   if (rest.includes('--version')) {
     process.stdout.write(`${def.name} ${def.version}\n`);
     process.exit(EXIT.OK);
@@ -237,10 +232,7 @@ export async function runService<S extends Schema>(
 
 /** The `Exit codes:` line of a `--help`: the command's own, else the runtime's (which `serve` uses). */
 function exitCodeLine(codes: Record<number, string> | undefined): string {
-  if (codes === undefined) {
-    return 'Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 70 uncaught error, 130 interrupted during drain.';
-  }
-  const entries = Object.entries(codes).sort(([a], [b]) => Number(a) - Number(b));
+  const entries = Object.entries(codes ?? SERVE_EXIT_CODES).sort(([a], [b]) => Number(a) - Number(b));
   return `Exit codes: ${entries.map(([code, what]) => `${code} ${what}`).join(', ')}.`;
 }
 
