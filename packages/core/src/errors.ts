@@ -84,6 +84,20 @@ export class SizeLimitError extends NetError {
   }
 }
 
+/**
+ * A peer answered, but not with what the protocol promises: an echo that differs from what was sent, a reply longer
+ * than allowed, a greeting without its line end. Client commands exit 1 on it (see client-exit.ts).
+ */
+export class BadReplyError extends NetError {
+  override name = 'BadReplyError';
+  override code = 'NET_ERR_BAD_REPLY' as const;
+  readonly target: string;
+  constructor(target: string, what: string, options?: ErrorOptions) {
+    super(`wrong answer from ${target}: ${what}`, options);
+    this.target = target;
+  }
+}
+
 /** The address is already taken by another socket. */
 export class AddressInUseError extends NetError {
   override name = 'AddressInUseError';

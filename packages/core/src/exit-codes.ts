@@ -6,7 +6,7 @@
 /** Exit codes shared by every service. */
 export const EXIT = {
   OK: 0,
-  /** Start-up failed (e.g. the address is in use) or a client command failed. */
+  /** Start-up failed (e.g. the address is in use) or a plain command failed; client commands use CLIENT_EXIT. */
   FAILURE: 1,
   /** Bad command line or environment. */
   USAGE: 2,

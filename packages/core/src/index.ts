@@ -1,5 +1,7 @@
 export * from './admin-server.js';
 export * from './cidr.js';
+export * from './client-command.js';
+export * from './client-exit.js';
 export * from './config.js';
 export * from './config-types.js';
 export * from './connect.js';

@@ -6,11 +6,17 @@
  */
 import { describeOptions, type Schema } from './config.js';
 import { SERVE_EXIT_CODES } from './exit-codes.js';
-import { commonCommandOptions, commonServeOptions } from './serve-options.js';
+import { commonServeOptions } from './serve-options.js';
 import type { CommandDef, ServiceDefinition } from './service.js';
 
+/** How the runtime sees a command: the settings it parses it with, and its exit codes (as `--help` prints them). */
+export interface ManPageCommands {
+  schemaOf(name: string, command: CommandDef<Schema>): Schema;
+  exitCodesOf(command: CommandDef<Schema>): Readonly<Record<number, string>>;
+}
+
 /** The roff source of `def`'s manual page. */
-export function formatManPage(def: ServiceDefinition<Schema>): string {
+export function formatManPage(def: ServiceDefinition<Schema>, commandsAs: ManPageCommands): string {
   const commands = Object.entries(def.commands ?? {}) as [string, CommandDef<Schema>][];
   const out: string[] = [];
   const title = def.name.toUpperCase();
@@ -39,9 +45,8 @@ export function formatManPage(def: ServiceDefinition<Schema>): string {
     out.push('.SH', text(`${def.name.toUpperCase()} ${name.toUpperCase()}`));
     if (command.args) out.push(`.B ${text(`${def.name} ${name}`)}`, text(command.args), '.PP');
     out.push(text(command.description));
-    const schema = command.runtime ? { ...commonCommandOptions(), ...command.options } : command.options;
-    out.push('.SS Options', ...optionList(schema, def.envPrefix));
-    out.push('.SS Exit status', ...exitStatus(command.exitCodes ?? SERVE_EXIT_CODES));
+    out.push('.SS Options', ...optionList(commandsAs.schemaOf(name, command), def.envPrefix));
+    out.push('.SS Exit status', ...exitStatus(commandsAs.exitCodesOf(command)));
   }
   out.push('.SH EXIT STATUS', text(`Of ${def.name} serve (each command's are in its section):`));
   out.push(...exitStatus(SERVE_EXIT_CODES));

@@ -4,14 +4,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  type CommandDef,
   defineCommand,
   defineService,
-  formatManPage,
+  formatManPage as formatWith,
   integer,
   option,
+  type Schema,
   SERVE_EXIT_CODES,
   string,
 } from '../src/index.js';
+
+/** As the runtime calls it for plain commands: their own options and exit codes. */
+const formatManPage = (def: Parameters<typeof formatWith>[0]) =>
+  formatWith(def, {
+    schemaOf: (_name, c: CommandDef<Schema>) => c.options,
+    exitCodesOf: (c: CommandDef<Schema>) => ('exitCodes' in c && c.exitCodes ? c.exitCodes : SERVE_EXIT_CODES),
+  });
 
 const service = defineService({
   name: 'tiny-man',

@@ -21,10 +21,9 @@ function documentedCodes(): Map<string, string> {
 function thrownCodes(): Map<string, string> {
   const source = readFileSync(new URL('../src/errors.ts', import.meta.url), 'utf8');
   const codes = new Map<string, string>();
-  for (const match of source.matchAll(
+  for (const [, name = '', code = ''] of source.matchAll(
     /^export class (\w+) extends NetError \{\n(?:.*\n)*?\s+override code = '(NET_ERR_\w+)'/gm,
   )) {
-    const [, name = '', code = ''] = match;
     expect(codes.has(code), `${code} is declared twice`).toBe(false);
     codes.set(code, name);
   }

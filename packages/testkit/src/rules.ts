@@ -11,6 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { METRICS } from '@net/core';
+import { checkClients } from './client-rule.js';
 import { freePort } from './free-port.js';
 import { httpGet } from './http-get.js';
 import type { HeldWork, Probe, ProbeEndpoint } from './probe.js';
@@ -38,10 +39,15 @@ export interface ContractTarget {
   transport?: 'tcp' | 'udp';
   /** Arguments added to every `serve` start (e.g. a required setting). */
   extraArgs?: readonly string[];
+  /**
+   * The service's client and check commands (`['client', 'check']`), which rule 9 runs against loopback peers and
+   * the service itself, over `transport`. Every command named `client` or `check` must be listed.
+   */
+  clients?: readonly string[];
 }
 
 /** Numbers of the rules of docs/service-contract.md (7.5, a signal during start-up, has a test of its own). */
-export type RuleId = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 7.5 | 8;
+export type RuleId = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 7.5 | 8 | 9;
 
 /** One rule: its number, a title for the test name, and its check. */
 export interface Rule {
@@ -603,5 +609,12 @@ export const RULES: readonly Rule[] = [
     title: 'an uncaught error is logged once with its stack and exits 70',
     check: checkCrash,
     timeoutMs: 20_000,
+  },
+  {
+    id: 9,
+    title:
+      'client commands: shared exit codes (69 refused, 75 timeout), --json, the table in --help, PREFIX_<COMMAND>_ variables',
+    check: checkClients,
+    timeoutMs: 30_000,
   },
 ];

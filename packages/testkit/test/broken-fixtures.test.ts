@@ -4,6 +4,7 @@ import {
   type ContractTarget,
   checkAdmin,
   checkBadConfig,
+  checkClients,
   checkDrain,
   checkLogs,
   checkStartupSignal,
@@ -11,11 +12,12 @@ import {
 } from '../src/index.js';
 import { echoProbe } from './echo-probe.js';
 
-function fixture(file: string): ContractTarget {
+function fixture(file: string, more: Partial<ContractTarget> = {}): ContractTarget {
   return {
     service: 'tiny-echo',
     bin: fileURLToPath(new URL(`../fixtures/${file}`, import.meta.url)),
     probe: echoProbe,
+    ...more,
   };
 }
 
@@ -50,11 +52,40 @@ describe('the service contract fails a broken service', () => {
     );
   });
 
+  it('rule 9 fails when a client exits 1 instead of 69 on a refused connect', async () => {
+    await expect(checkClients(fixture('broken-client-exit.mjs', { clients: ['check'] }))).rejects.toThrow(
+      /where nothing listens must exit 69 \(refused\); exited 1/,
+    );
+  });
+
+  it('rule 9 fails when a client setting’s variable lacks the command (TINY_ECHO_TIMEOUT)', async () => {
+    await expect(checkClients(fixture('broken-client-env.mjs', { clients: ['check'] }))).rejects.toThrow(
+      /PREFIX_<COMMAND>_<SETTING>[\s\S]*--timeout \(expected Env: TINY_ECHO_CHECK_TIMEOUT; Env: TINY_ECHO_TIMEOUT\./,
+    );
+  });
+
+  it('rule 9 fails when a client’s --help ends with exit codes of its own', async () => {
+    await expect(checkClients(fixture('broken-client-help.mjs', { clients: ['check'] }))).rejects.toThrow(
+      /--help must end with the client exit-code table/,
+    );
+  });
+
+  it('rule 9 fails when a service does not declare its client commands', async () => {
+    await expect(checkClients(fixture('echo.mjs'))).rejects.toThrow(
+      /client commands its contract test does not declare: pass clients: \['check'\]/,
+    );
+  });
+
   it('the broken fixtures differ from the correct one only in what they break', async () => {
     // Rule 5 passes on the fixture whose exit code is wrong: the checks are independent of each other.
     await expect(checkLogs(fixture('broken-exit-code.mjs'))).resolves.toBeUndefined();
     // Rule 7.5 passes on it too, and rule 5 on the one that dies on an early signal.
     await expect(checkStartupSignal(fixture('broken-exit-code.mjs'))).resolves.toBeUndefined();
     await expect(checkLogs(fixture('broken-startup-signal.mjs'))).resolves.toBeUndefined();
+    // Rule 9 passes on the fixture whose bad configuration exits 1 (its clients are untouched), and rule 3 on the
+    // ones with broken clients.
+    await expect(checkClients(fixture('broken-info-log.mjs', { clients: ['check'] }))).resolves.toBeUndefined();
+    await expect(checkBadConfig(fixture('broken-client-exit.mjs'))).resolves.toBeUndefined();
+    await expect(checkBadConfig(fixture('broken-client-env.mjs'))).resolves.toBeUndefined();
   });
 });

@@ -3,7 +3,7 @@
  * sent out the connection as a ascii character string (and any data received is thrown away). The service
  * closes the connection after sending the quote."
  *
- * What "iterative" means here. The seed looped `accept(); write(ctime()); close();`: one connection answered
+ * What "iterative" means here. The classic C server looped `accept(); write(ctime()); close();`: one connection answered
  * completely before the next is accepted. Node accepts eagerly (libuv drains the kernel's accept queue whenever
  * the loop runs and offers no way to pause accept(2)), so the same discipline is kept one step later: accepted
  * sockets wait in a FIFO queue (bounded by `maxPending`) and one loop answers them strictly one at a time, each

@@ -6,14 +6,13 @@ import net from 'node:net';
 import {
   AccessDeniedError,
   boundEndpoint,
-  defineCommand,
+  defineClientCommand,
   defineService,
-  EXIT,
   formatEndpoint,
   listen,
   ReflectionGuard,
 } from '@net/core';
-import { CLIENT_EXIT, runClient } from './client.js';
+import { runClient } from './client.js';
 import { clientOptions, DAYTIME_PORT, DEFAULT_PORT, serveOptions } from './config.js';
 import { IterativeDaytime } from './server.js';
 import { startUdpDaytime, type UdpDaytime } from './udp-server.js';
@@ -127,33 +126,12 @@ export const service = defineService({
   },
 
   commands: {
-    client: defineCommand({
-      description: `Connect to a daytime server, read its answer to the end and print it (port ${DAYTIME_PORT} by default).`,
-      args: 'HOST[:PORT]',
-      exitCodes: {
-        [CLIENT_EXIT.OK]: 'the line was printed',
-        [CLIENT_EXIT.FAILURE]: 'other failure',
-        [CLIENT_EXIT.USAGE]: 'bad usage',
-        [CLIENT_EXIT.REFUSED]: 'connection refused',
-        [CLIENT_EXIT.TIMEOUT]: 'timeout',
-        [CLIENT_EXIT.TOO_LARGE]: 'answer too large',
-        [CLIENT_EXIT.UNRESOLVED]: 'host does not resolve',
-        [CLIENT_EXIT.NO_ANSWER]: 'closed without an answer',
-      },
+    client: defineClientCommand({
+      description: `Connect to a daytime server, read its answer to the end and print it. Without HOST it asks the local server, 127.0.0.1:${DEFAULT_PORT}; a HOST without a port gets ${DEFAULT_PORT} too (the daytime port of RFC 867 is ${DAYTIME_PORT}: name it).`,
+      args: '[HOST[:PORT]]',
       maxPositionals: 1,
       options: clientOptions,
-      async run({ config, positionals }) {
-        const target = positionals[0];
-        if (target === undefined) {
-          process.stderr.write('daytime-tcp client: missing HOST[:PORT] (e.g. `daytime-tcp client localhost:1313`)\n');
-          return EXIT.USAGE;
-        }
-        return runClient(target, {
-          timeoutMs: config.timeout * 1000,
-          maxBytes: config.maxBytes,
-          family: config.family === 'any' ? 0 : config.family === '4' ? 4 : 6,
-        });
-      },
+      run: runClient,
     }),
   },
 });

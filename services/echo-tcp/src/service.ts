@@ -11,9 +11,8 @@ import type tls from 'node:tls';
 import {
   boundEndpoint,
   ConfigError,
-  defineCommand,
+  defineClientCommand,
   defineService,
-  EXIT,
   effectiveMaxConnections,
   formatEndpoint,
   type ListenEndpoint,
@@ -21,7 +20,7 @@ import {
   type RunningService,
 } from '@net/core';
 import { checkOptions, runCheck } from './check.js';
-import { CLIENT_EXIT, clientOptions, runClient } from './client.js';
+import { clientOptions, runClient } from './client.js';
 import { DEFAULT_PORT, echoOptions } from './config.js';
 import { ConnectionHandler } from './connection.js';
 import { renderGreeting } from './greeting.js';
@@ -169,30 +168,20 @@ export const service = defineService({
   },
 
   commands: {
-    client: defineCommand({
+    client: defineClientCommand({
       description:
-        'Sends MESSAGE (the arguments joined by spaces, plus a newline) or, without one, standard input; prints what comes back; reports short echoes and how the peer closed.',
-      args: 'HOST:PORT [MESSAGE...]',
+        'Sends MESSAGE (the arguments joined by spaces, plus a newline) or, without one, standard input; prints what comes back; reports short echoes and how the peer closed. Without HOST:PORT it connects to the local server, 127.0.0.1:15000; with --json the echo is counted, not printed.',
+      args: '[HOST:PORT [MESSAGE...]]',
       maxPositionals: 1000,
       options: clientOptions,
-      exitCodes: {
-        [CLIENT_EXIT.OK]: 'every byte came back and the server closed in order',
-        [CLIENT_EXIT.CONNECT_FAILED]: 'could not connect',
-        [CLIENT_EXIT.USAGE]: 'bad usage',
-        [CLIENT_EXIT.SHORT_ECHO]: 'the server closed in order but fewer bytes came back than were sent',
-        [CLIENT_EXIT.RESET]: 'the server reset the connection',
-        [CLIENT_EXIT.TIMEOUT]: 'nothing moved either way for --timeout',
-        [CLIENT_EXIT.ERROR]: 'another socket error',
-      },
       run: runClient,
     }),
-    check: defineCommand({
+    check: defineClientCommand({
       description:
-        'Health check: sends a random payload and verifies its echo byte for byte within --timeout; prints one line; exit 0 when healthy, 1 otherwise. Also takes HAProxy external-check arguments.',
-      args: 'HOST:PORT | <proxy_addr> <proxy_port> <server_addr> <server_port>',
+        'Health check: sends a random payload and verifies its echo byte for byte within --timeout; prints one line; exit 0 when healthy. Also takes HAProxy external-check arguments. Without HOST:PORT it checks the local server, 127.0.0.1:15000.',
+      args: '[HOST:PORT] | <proxy_addr> <proxy_port> <server_addr> <server_port>',
       maxPositionals: 4,
       options: checkOptions,
-      exitCodes: { [EXIT.OK]: 'healthy: the echo matched', [EXIT.FAILURE]: 'unhealthy', [EXIT.USAGE]: 'bad usage' },
       run: runCheck,
     }),
   },
