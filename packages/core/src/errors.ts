@@ -236,3 +236,17 @@ export class DatagramBatchError extends NetError {
     this.errnoCode = errnoCode;
   }
 }
+
+/**
+ * A socket-activated listener (`fd:N`, `systemd:NAME`) cannot be used: the process was not given it (no or foreign
+ * LISTEN_FDS), the name is not among LISTEN_FDNAMES, or the descriptor is not a socket of the right type.
+ */
+export class SocketActivationError extends NetError {
+  override name = 'SocketActivationError';
+  override code = 'NET_ERR_SOCKET_ACTIVATION' as const;
+  readonly endpoint: string;
+  constructor(endpoint: string, reason: string, options?: ErrorOptions) {
+    super(`cannot listen on ${endpoint}: ${reason}`, options);
+    this.endpoint = endpoint;
+  }
+}

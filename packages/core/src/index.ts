@@ -20,6 +20,7 @@ export * from './exact-io.js';
 export * from './keepalive.js';
 export * from './listen.js';
 export * from './logger.js';
+export { formatManPage } from './man-page.js';
 export * from './metrics.js';
 export * from './proxy-protocol.js';
 export * from './reflection-guard.js';
@@ -27,6 +28,13 @@ export * from './reuse-port.js';
 export * from './rlimit.js';
 export * from './serve-options.js';
 export * from './service.js';
+export {
+  type ActivatedSocket,
+  activatedSocket,
+  type ListenFd,
+  listenFds,
+  SD_LISTEN_FDS_START,
+} from './socket-activation.js';
 export {
   getSocketFd,
   IPPROTO_TCP,

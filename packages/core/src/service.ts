@@ -13,7 +13,7 @@ import {
   jsonRequested,
   runClientCommand,
 } from './client-command.js';
-import { CLIENT_EXIT, formatClientExitCodes } from './client-exit.js';
+import { CLIENT_EXIT, CLIENT_EXIT_MEANINGS, formatClientExitCodes } from './client-exit.js';
 import {
   type ConfigOf,
   describeConfig,
@@ -24,27 +24,18 @@ import {
   type Schema,
 } from './config.js';
 import { ConnectionTracker } from './connection-tracker.js';
-import { type Endpoint, parseEndpoint } from './endpoint.js';
+import { type Endpoint, formatListenEndpoint, isActivated, type ListenEndpoint, parseEndpoint } from './endpoint.js';
 import { ConfigError, NetError } from './errors.js';
+import { EXIT, SERVE_EXIT_CODES } from './exit-codes.js';
 import { createLogger, type Logger } from './logger.js';
+import { formatManPage } from './man-page.js';
 import { Metrics } from './metrics.js';
 import { describeDescriptorLimit, descriptorLimit, effectiveMaxConnections } from './rlimit.js';
 import { commonCommandOptions, commonServeOptions, serveEndpoints } from './serve-options.js';
 import { StartupSignals } from './startup-signals.js';
 import { answerMetricRequests, closeAdmin, type Readiness, runDrain, runSupervisor, startAdmin } from './supervisor.js';
 
-/** Exit codes shared by every service. */
-export const EXIT = {
-  OK: 0,
-  /** Start-up failed (e.g. the address is in use) or a plain command failed; client commands use CLIENT_EXIT. */
-  FAILURE: 1,
-  /** Bad command line or environment. */
-  USAGE: 2,
-  /** An uncaught error (EX_SOFTWARE). */
-  SOFTWARE: 70,
-  /** A second SIGTERM/SIGINT during the drain. */
-  INTERRUPTED: 130,
-} as const;
+export { EXIT, SERVE_EXIT_CODES } from './exit-codes.js';
 
 type CommonConfig = ConfigOf<ReturnType<typeof commonServeOptions>>;
 type CommandConfig = ConfigOf<ReturnType<typeof commonCommandOptions>>;
@@ -59,8 +50,8 @@ export interface ServeContext<C> {
   sources: Record<string, 'flag' | 'env' | 'default'>;
   log: Logger;
   metrics: Metrics;
-  /** The endpoints to listen on, from --host/--port/--listen. */
-  endpoints: Endpoint[];
+  /** The endpoints to listen on, from --host/--port/--listen; `fd:`/`systemd:` ones are sockets passed to us. */
+  endpoints: ListenEndpoint[];
   /** Tracks open TCP connections (drain, limits, metrics). */
   connections: ConnectionTracker;
   /** True in a worker process started by `--workers`: listen with `reusePort` when `reusePort` is true. */
@@ -189,6 +180,15 @@ export async function runService<S extends Schema>(
   const commandName = first !== undefined && (first === 'serve' || Object.hasOwn(commands, first)) ? first : 'serve';
   const rest = commandName === first ? argv.slice(1) : argv;
 
+  if (rest.includes('--man')) {
+    process.stdout.write(
+      formatManPage(def as unknown as ServiceDefinition<Schema>, {
+        schemaOf: (name, c) => commandSchema(def.envPrefix, name, c),
+        exitCodesOf: (c) => ('client' in c ? CLIENT_EXIT_MEANINGS : (c.exitCodes ?? SERVE_EXIT_CODES)),
+      }),
+    );
+    process.exit(EXIT.OK);
+  }
   if (rest.includes('--version')) {
     process.stdout.write(`${def.name} ${def.version}\n`);
     process.exit(EXIT.OK);
@@ -301,10 +301,7 @@ function warnUnknownVariables<S extends Schema>(
 
 /** The `Exit codes:` line of a `--help`: the command's own, else the runtime's (which `serve` uses). */
 function exitCodeLine(codes: Record<number, string> | undefined): string {
-  if (codes === undefined) {
-    return 'Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 70 uncaught error, 130 interrupted during drain.';
-  }
-  const entries = Object.entries(codes).sort(([a], [b]) => Number(a) - Number(b));
+  const entries = Object.entries(codes ?? SERVE_EXIT_CODES).sort(([a], [b]) => Number(a) - Number(b));
   return `Exit codes: ${entries.map(([code, what]) => `${code} ${what}`).join(', ')}.`;
 }
 
@@ -419,7 +416,7 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
   if (transport !== 'udp' && typeof withLimit.maxConnections === 'number') {
     withLimit.maxConnections = effectiveMaxConnections(withLimit.maxConnections, log);
   }
-  let endpoints: Endpoint[];
+  let endpoints: ListenEndpoint[];
   try {
     // A worker under SO_REUSEPORT gets the primary's concrete endpoints (its port 0 made one free port for all).
     const fromPrimary = isWorker ? process.env.NET_WORKER_ENDPOINTS : undefined;
@@ -431,13 +428,22 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
     process.exit(EXIT.USAGE);
   }
 
+  const activated = endpoints.filter(isActivated);
+  if (def.workers && workerCount > 1 && activated.length > 0) {
+    // A passed socket is one descriptor of this process: SO_REUSEPORT workers each bind their own socket, and
+    // node:cluster cannot hand a descriptor it did not open to its workers.
+    process.stderr.write(
+      `${def.name}: --workers ${workerCount} cannot share ${activated.map(formatListenEndpoint).join(', ')}: run one process per passed socket (--workers 1), or let the workers bind --listen addresses themselves\n`,
+    );
+    process.exit(EXIT.USAGE);
+  }
   if (def.workers && workerCount > 1 && !isWorker) {
     await runSupervisor({
       def: def as unknown as ServiceDefinition<never>,
       config,
       log,
       workerCount,
-      endpoints,
+      endpoints: endpoints.filter((e): e is Endpoint => !isActivated(e)),
       startup,
     });
     return;

@@ -159,7 +159,7 @@ async function checkClient(t: ContractTarget, command: string, service: ServiceP
   );
   const rows = [...help.stdout.matchAll(/^\s+--([a-z0-9-]+)(?:,\s*-\w)?\s+(.*)$/gm)]
     .map((m) => ({ flag: m[1] as string, text: m[2] as string }))
-    .filter((r) => r.flag !== 'help' && r.flag !== 'version');
+    .filter((r) => r.flag !== 'help' && r.flag !== 'version' && r.flag !== 'man'); // the runtime's own flags
   const flags = rows.map((r) => r.flag);
   for (const needed of ['timeout', 'json']) {
     assert.ok(flags.includes(needed), `${what} --help must list --${needed} (lists: ${flags.join(', ')})`);

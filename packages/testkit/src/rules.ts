@@ -137,7 +137,9 @@ function helpRows(help: string): { flag: string; text: string }[] {
   const rows: { flag: string; text: string }[] = [];
   for (const line of help.split('\n')) {
     const m = /^\s+--([a-z0-9-]+)(?:,\s*-\w)?\s+(.*)$/.exec(line);
-    if (m && m[1] !== 'help' && m[1] !== 'version') rows.push({ flag: m[1] as string, text: m[2] as string });
+    // --help, --version and --man are the runtime's own, not settings: no variable, no default.
+    if (m && m[1] !== 'help' && m[1] !== 'version' && m[1] !== 'man')
+      rows.push({ flag: m[1] as string, text: m[2] as string });
   }
   return rows;
 }
@@ -220,7 +222,10 @@ function describeLines(lines: readonly LogLine[]): string {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-/** Rule 1: bin name, `serve` default, `--help` lists every flag with variable and default, `--version`. */
+/**
+ * Rule 1: bin name, `serve` default, `--help` lists every flag with variable and default and ends with the exit
+ * codes, `--version`, `--man` prints a manual page.
+ */
 export async function checkCommandLine(t: ContractTarget): Promise<void> {
   const pkg = packageOf(t.bin);
   const bins = typeof pkg.bin === 'string' ? { [pkg.name ?? '']: pkg.bin } : (pkg.bin ?? {});
@@ -230,10 +235,11 @@ export async function checkCommandLine(t: ContractTarget): Promise<void> {
   );
   const prefix = prefixOf(t);
   await inScope(async (scope) => {
-    const [help, serveHelp, version, plain] = await Promise.all([
+    const [help, serveHelp, version, man, plain] = await Promise.all([
       runToExit(t.bin, ['--help']),
       runToExit(t.bin, ['serve', '--help']),
       runToExit(t.bin, ['--version']),
+      runToExit(t.bin, ['--man']),
       // No subcommand at all: `serve` is the default.
       scope.start(t, ['--host', LOOPBACK, '--port', '0', ...(t.extraArgs ?? [])]),
     ]);
@@ -259,6 +265,12 @@ export async function checkCommandLine(t: ContractTarget): Promise<void> {
     assert.ok(
       version.stdout.split(/\s+/).includes(pkg.version),
       `--version must print the package version ${pkg.version} (printed: ${JSON.stringify(version.stdout)})`,
+    );
+    assert.match(help.stdout, /^Exit codes: 0 .*\.$/m, '--help must end with the exit codes ("Exit codes: 0 ...")');
+    assert.equal(man.code, 0, `--man must exit 0 (exited ${man.code}; stderr: ${man.stderr})`);
+    assert.ok(
+      man.stdout.startsWith(`.TH "${t.service.toUpperCase()}" 1 `) && man.stdout.includes('\n.SH EXIT STATUS\n'),
+      '--man must print a section-1 manual page (.TH NAME 1) with an EXIT STATUS section',
     );
     assert.ok(plain.port > 0, 'without a subcommand the bin must serve (the ready line must name a port)');
   });

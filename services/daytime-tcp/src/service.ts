@@ -80,7 +80,7 @@ export const service = defineService({
           }
         });
         await listen(endpoint, { server, backlog: config.backlog }).catch((err: unknown) => {
-          throw explainBindError(err, endpoint.kind === 'unix' ? undefined : endpoint.port);
+          throw explainBindError(err, 'port' in endpoint ? endpoint.port : undefined);
         });
         // Only now: a bind failure above is a start-up error, not an accept error. Accept failures (EMFILE...)
         // surface here; libuv keeps the listener and retries by itself.

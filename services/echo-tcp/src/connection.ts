@@ -31,6 +31,7 @@ import {
   takeOver,
   takeOverAfterReads,
 } from './server.js';
+import { SourcePolicy, type SourcePolicyOptions, type SourceRejection } from './source-policy.js';
 
 /** The limits and options that shape every connection. */
 export interface ConnectionOptions {
@@ -43,10 +44,16 @@ export interface ConnectionOptions {
   faults: FaultOptions;
   proxyTrusted: readonly Cidr[];
   proxyTimeoutMs: number;
+  /** --allow, --deny, --max-per-source, --per-source-ipv6-prefix. */
+  sources: SourcePolicyOptions;
 }
 
 /** Where a PROXY header's client address is kept, for logs. */
 const kPeer: unique symbol = Symbol('echo-tcp.peer');
+/** The source key a connection is counted under by --max-per-source, released when it closes. */
+const kSource: unique symbol = Symbol('echo-tcp.source');
+/** Set on a TLS listener's raw socket reset by the source policy: its TLS socket's handshake error is not counted. */
+const kScreenedOut: unique symbol = Symbol('echo-tcp.screened-out');
 /** How the connection is being served: see Stage. */
 const kStage: unique symbol = Symbol('echo-tcp.stage');
 const STAGE_HANDSHAKE = 0;
@@ -66,6 +73,7 @@ const kSeenTick: unique symbol = Symbol('echo-tcp.seen-tick');
 
 type Conn = EchoSocket & {
   [kPeer]?: string;
+  [kSource]?: string;
   [kStage]: Stage;
   [kEcho]: AcceptContext;
   [kSeenBytes]: number;
@@ -91,6 +99,10 @@ export class ConnectionHandler {
   readonly #maxConnectionsWarning: RateLimitedWarning;
   readonly #proxyWarning: RateLimitedWarning;
   readonly #acceptWarning: RateLimitedWarning;
+  readonly #sources: SourcePolicy;
+  /** Whether --allow, --deny or --max-per-source is set: the accept paths skip the policy otherwise. */
+  readonly #screening: boolean;
+  readonly #sourceWarnings: Record<SourceRejection, RateLimitedWarning>;
   /** Idle sweep: its tick count, and after how many ticks without traffic a connection is idle (0: no timeout). */
   #tick = 0;
   readonly #idleTicks: number;
@@ -121,6 +133,18 @@ export class ConnectionHandler {
     // Labelled by errno name, which cannot be listed in advance: declared (HELP and TYPE), no sample until the first.
     metrics.counter('net_errors_total');
     metrics.counter('net_accept_errors_total');
+    for (const reason of ['denied', 'per_source'] satisfies SourceRejection[]) {
+      metrics.counter('net_connections_rejected_total').inc({ reason }, 0);
+    }
+    this.#sources = new SourcePolicy(options.sources);
+    this.#screening = this.#sources.active;
+    this.#sourceWarnings = {
+      denied: new RateLimitedWarning(log, 'connections from sources outside --allow or inside --deny reset at once'),
+      per_source: new RateLimitedWarning(
+        log,
+        `--max-per-source (${options.sources.maxPerSource}) reached by a source: its new connections are reset at once`,
+      ),
+    };
     this.#maxConnectionsWarning = new RateLimitedWarning(
       log,
       `--max-connections (${options.maxConnections}) reached: new connections are closed at once`,
@@ -153,9 +177,13 @@ export class ConnectionHandler {
     return !this.#faulty;
   }
 
-  /** Handles a new connection; `proxied` when its listener requires a PROXY header. */
-  accept(socket: Socket, proxied: boolean): void {
+  /**
+   * Handles a new connection; `proxied` when its listener requires a PROXY header (the source policy then applies to
+   * the header's client, once read), `screened` when {@link screen} has applied it already (TLS listeners).
+   */
+  accept(socket: Socket, proxied: boolean, screened = false): void {
     if (this.#refused(socket)) return;
+    if (this.#screening && !proxied && !screened && !this.#admitSource(socket, socket.remoteAddress)) return;
     const conn = socket as Conn;
     conn[kEcho] = this.#context;
     this.#track(conn);
@@ -169,11 +197,56 @@ export class ConnectionHandler {
    */
   acceptFast(socket: Socket): void {
     if (this.#refused(socket)) return;
+    if (this.#screening && !this.#admitSource(socket, socket.remoteAddress)) return;
     const conn = takeOver(socket, this.#context) as Conn;
+    this.#releaseSourceOnClose(conn, (socket as Conn)[kSource]);
     this.#track(conn);
     this.#greet(conn);
     conn[kStage] = STAGE_FAST;
     startFastEcho(conn);
+  }
+
+  /**
+   * The source policy for a TLS listener, on the raw TCP connection (its 'connection' event): a refused client is
+   * reset before any handshake work. Its count is released when the raw socket closes, which it does with the TLS
+   * socket over it.
+   */
+  screen(raw: Socket): void {
+    if (!this.#screening) return;
+    if (!this.#admitSource(raw, raw.remoteAddress)) {
+      (raw as Socket & { [kScreenedOut]?: true })[kScreenedOut] = true;
+      return;
+    }
+    this.#releaseSourceOnClose(raw as Conn, (raw as Conn)[kSource]);
+  }
+
+  /**
+   * --allow/--deny/--max-per-source for a connection from `address`: true when admitted (counted under its source
+   * when --max-per-source is on; the caller releases it on close). A refused connection is reset at once (RST: no
+   * greeting, no echo; xinetd closes such connections without running the service), counted by reason, logged at
+   * debug and warned about at most once per interval.
+   */
+  #admitSource(socket: Socket, address: string | undefined): boolean {
+    const verdict = this.#sources.admit(address);
+    if ('key' in verdict) {
+      if (verdict.key !== undefined) (socket as Conn)[kSource] = verdict.key;
+      return true;
+    }
+    const reason = verdict.refused;
+    this.#metrics.counter('net_connections_rejected_total').inc({ reason });
+    if (this.#log.isLevelEnabled('debug')) {
+      this.#log.debug({ peer: address, via: formatPeer(socket), reason }, 'connection refused by the source policy');
+    }
+    this.#sourceWarnings[reason].hit({ peer: address });
+    socket.resetAndDestroy();
+    return false;
+  }
+
+  /** Gives a --max-per-source count back when the socket that finally owns the connection closes. */
+  #releaseSourceOnClose(conn: Conn, key: string | undefined): void {
+    if (key === undefined) return;
+    conn[kSource] = key;
+    conn.once('close', () => this.#sources.release(key));
   }
 
   /** --greeting: sent once, before any echo, and counted as sent. */
@@ -230,6 +303,9 @@ export class ConnectionHandler {
 
   /** A TLS handshake that failed: counted as a socket error, logged at debug. */
   tlsError(err: NodeJS.ErrnoException, socket: Socket): void {
+    // The reset of a connection the source policy refused (screen), seen by the TLS socket over it: counted already.
+    // `_parent` is the raw socket a TLS server's socket wraps (Node 12 to 24).
+    if ((socket as unknown as { _parent?: { [kScreenedOut]?: true } })._parent?.[kScreenedOut] === true) return;
     this.#metrics.counter('net_errors_total').inc({ code: err.code ?? 'TLS' });
     this.#log.debug({ peer: formatPeer(socket), err }, 'TLS handshake failed');
   }
@@ -268,6 +344,7 @@ export class ConnectionHandler {
   }
 
   #begin(conn: Conn): void {
+    this.#releaseSourceOnClose(conn, conn[kSource]);
     this.#greet(conn);
     if (this.#faulty) {
       conn[kStage] = STAGE_FAULTY;
@@ -303,6 +380,10 @@ export class ConnectionHandler {
       const { address, port } = info.source;
       conn[kPeer] =
         info.family === 'TCP6' ? `[${address}]:${port}` : info.family === 'UNIX' ? address : `${address}:${port}`;
+      // The header's client is the one --allow/--deny/--max-per-source mean: the proxy's own address would put
+      // every client behind it in one source. A LOCAL or UNKNOWN header (a health check) is the trusted proxy
+      // speaking for itself: neither checked nor counted.
+      if (this.#screening && info.family !== 'UNIX' && !this.#admitSource(conn, address)) return;
     }
     if (this.#log.isLevelEnabled('debug')) {
       this.#log.debug(
@@ -338,6 +419,7 @@ export class ConnectionHandler {
     this.#connections.replace(conn, fast);
     fast.on('error', connOnError);
     if (conn[kPeer] !== undefined) fast[kPeer] = conn[kPeer];
+    this.#releaseSourceOnClose(fast, conn[kSource]);
     fast[kSeenBytes] = conn[kSeenBytes];
     fast[kSeenTick] = conn[kSeenTick];
     if (this.#log.isLevelEnabled('debug')) this.#logClose(fast, formatPeer(fast));

@@ -13,9 +13,9 @@ import {
   ConfigError,
   defineClientCommand,
   defineService,
-  type Endpoint,
   effectiveMaxConnections,
   formatEndpoint,
+  type ListenEndpoint,
   listen,
   PROXY_PROTOCOL_REASONS,
   type RunningService,
@@ -72,6 +72,12 @@ export const service = defineService({
         },
         proxyTrusted: config.proxyTrusted,
         proxyTimeoutMs: Math.max(1, Math.round(config.proxyTimeout * 1000)),
+        sources: {
+          allow: config.allow,
+          deny: config.deny,
+          maxPerSource: config.maxPerSource,
+          ipv6Prefix: config.perSourceIpv6Prefix,
+        },
       },
       connections: ctx.connections,
       log,
@@ -82,7 +88,7 @@ export const service = defineService({
     if (config.proxyProtocol || config.proxyListen.length > 0)
       ctx.metrics.preset('net_proxy_header_errors_total', { reason: ['untrusted', ...PROXY_PROTOCOL_REASONS] });
 
-    const wanted: { endpoint: Endpoint; kind: Kind }[] = [
+    const wanted: { endpoint: ListenEndpoint; kind: Kind }[] = [
       ...ctx.endpoints.map((endpoint) => ({ endpoint, kind: (config.proxyProtocol ? 'proxy' : 'plain') as Kind })),
       ...config.proxyListen.map((endpoint) => ({ endpoint, kind: 'proxy' as Kind })),
       ...config.tlsListen.map((endpoint) => ({ endpoint, kind: 'tls' as Kind })),
@@ -107,7 +113,9 @@ export const service = defineService({
         let server: net.Server;
         if (kind === 'tls') {
           const tlsServer = createTlsServer(tlsContext ?? {}, TLS_HANDSHAKE_TIMEOUT_MS);
-          tlsServer.on('secureConnection', (socket: tls.TLSSocket) => handler.accept(socket, false));
+          // The source policy on the raw connection, before any handshake work (see ConnectionHandler.screen).
+          tlsServer.on('connection', (raw: net.Socket) => handler.screen(raw));
+          tlsServer.on('secureConnection', (socket: tls.TLSSocket) => handler.accept(socket, false, true));
           tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) =>
             handler.tlsError(err, socket),
           );

@@ -7,9 +7,9 @@ import net from 'node:net';
 import {
   boundEndpoint,
   type ConnectionTracker,
-  type Endpoint,
   formatEndpoint,
   formatPeer,
+  type ListenEndpoint,
   type Logger,
   listen,
   type Metrics,
@@ -20,7 +20,7 @@ import { type AppliedSettings, applyProbeSettings, type ProbeSettings } from './
 
 /** What {@link startProbeServer} needs. */
 export interface ProbeServerOptions {
-  endpoints: readonly Endpoint[];
+  endpoints: readonly ListenEndpoint[];
   settings: ProbeSettings;
   mode: 'discard' | 'echo';
   /** Open connections at most, over every listener (the runtime's lowered `ctx.config.maxConnections`). */
