@@ -129,13 +129,11 @@ export class ConnectionHandler {
       log,
       metrics,
     };
-    metrics.preset('net_connections_rejected_total', { reason: ['max_connections'] });
+    const sourceRejections: SourceRejection[] = ['denied', 'per_source'];
+    metrics.preset('net_connections_rejected_total', { reason: ['max_connections', ...sourceRejections] });
     // Labelled by errno name, which cannot be listed in advance: declared (HELP and TYPE), no sample until the first.
     metrics.counter('net_errors_total');
     metrics.counter('net_accept_errors_total');
-    for (const reason of ['denied', 'per_source'] satisfies SourceRejection[]) {
-      metrics.counter('net_connections_rejected_total').inc({ reason }, 0);
-    }
     this.#sources = new SourcePolicy(options.sources);
     this.#screening = this.#sources.active;
     this.#sourceWarnings = {
