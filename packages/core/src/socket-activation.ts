@@ -122,7 +122,10 @@ export function activatedSocket(
 function checkSocket(label: string, fd: number, transport: 'tcp' | 'udp'): void {
   let isSocket: boolean;
   try {
-    isSocket = fstatSync(fd).isSocket();
+    // bigint: Node 20's fstatSync leaves the socket's mode in the stat array that fs.realpathSync shares, and the
+    // next require() then stops resolving symlinks at a cached directory (koffi, loaded just after for SO_TYPE,
+    // was then not found under pnpm's layout). The bigint variant fills a separate array. Not seen on Node 24.21.
+    isSocket = fstatSync(fd, { bigint: true }).isSocket();
   } catch (err) {
     throw new SocketActivationError(label, `descriptor ${fd} is not open in this process`, { cause: err });
   }
