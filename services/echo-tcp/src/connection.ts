@@ -43,6 +43,8 @@ export interface ConnectionOptions {
   faults: FaultOptions;
   proxyTrusted: readonly Cidr[];
   proxyTimeoutMs: number;
+  /** --io: false keeps every connection on the stream path (net.Socket 'data', write, pause/drain). */
+  fast: boolean;
 }
 
 /** Where a PROXY header's client address is kept, for logs. */
@@ -143,11 +145,12 @@ export class ConnectionHandler {
   }
 
   /**
-   * True when plain connections may take the fast path (server.ts `takeOver`): no test knob is on. Their listener
+   * True when plain connections may take the fast path (server.ts `takeOver`): --io allows it and no test knob is
+   * on. Their listener
    * must then be created with `pauseOnConnect: true` and hand its sockets to {@link acceptFast}.
    */
   get fastPath(): boolean {
-    return !this.#faulty;
+    return this.#options.fast && !this.#faulty;
   }
 
   /** Handles a new connection; `proxied` when its listener requires a PROXY header. */
@@ -309,8 +312,8 @@ export class ConnectionHandler {
         'PROXY header accepted',
       );
     }
-    if (this.#faulty) this.#begin(conn);
-    else this.#beginFast(conn);
+    if (this.fastPath) this.#beginFast(conn);
+    else this.#begin(conn);
   }
 
   /**
