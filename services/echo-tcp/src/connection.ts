@@ -3,7 +3,7 @@
  * metrics), the idle timeout, errors, the PROXY protocol header, the greeting, and the choice between the plain
  * hot path (server.ts) and the test knobs (faults.ts). Nothing here runs per chunk of data.
  */
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import {
   type Cidr,
   type ConnectionTracker,
@@ -20,6 +20,7 @@ import {
 import { type FaultOptions, faultsEnabled, finishFaultyEcho, startFaultyEcho } from './faults.js';
 import { RateLimitedWarning } from './rate-limited-log.js';
 import {
+  acceptOnHandle,
   type EchoContext,
   type EchoSocket,
   type EchoStats,
@@ -60,6 +61,12 @@ type Stage = typeof STAGE_HANDSHAKE | typeof STAGE_ECHO | typeof STAGE_FAULTY | 
 interface AcceptContext extends EchoContext {
   readonly log: Logger;
   readonly metrics: Metrics;
+  /**
+   * Fast-path read errors (client resets) not yet added to net_errors_total, by errno: in churn with reset closes
+   * every connection ends with one, and a labelled prom-client inc() per connection hashes its labels each time.
+   * Moved into the counter at scrape time (flushReadErrors).
+   */
+  readonly readErrors: Map<number, number>;
 }
 
 /** The idle sweep's view of a connection: its byte count and the sweep tick at which that count last changed. */
@@ -105,7 +112,12 @@ export class ConnectionHandler {
     this.#metrics = metrics;
     this.#faulty = faultsEnabled(options.faults);
     // Plain numbers on the hot path, read by prom-client only when /metrics is scraped.
-    metrics.collect('net_received_bytes_total', () => this.stats.receivedBytes);
+    // prom-client reads metrics in registration order, synchronously: this reader, declared before net_errors_total,
+    // moves the pending read errors into that counter just before it is read.
+    metrics.collect('net_received_bytes_total', () => {
+      flushReadErrors(this.#context);
+      return this.stats.receivedBytes;
+    });
     metrics.collect('net_sent_bytes_total', () => this.stats.sentBytes);
     const limitHits = metrics.counter('net_limit_hits_total');
     this.#context = {
@@ -115,6 +127,7 @@ export class ConnectionHandler {
       onReadError: (socket, errno) => readError(socket as Conn, errno),
       log,
       metrics,
+      readErrors: new Map(),
     };
     // Declared at start so that /metrics shows them at 0 before anything goes wrong.
     metrics.counter('net_connections_rejected_total');
@@ -169,7 +182,21 @@ export class ConnectionHandler {
    */
   acceptFast(socket: Socket): void {
     if (this.#refused(socket)) return;
-    const conn = takeOver(socket, this.#context) as Conn;
+    this.#beginFastAccepted(takeOver(socket, this.#context) as Conn);
+  }
+
+  /**
+   * Makes `server` (a plain listener created with `pauseOnConnect: true`, listening) accept on its handle straight
+   * into fast sockets (server.ts `acceptOnHandle`). False when its handle does not allow it: {@link acceptFast} stays.
+   */
+  acceptOnHandle(server: Server): boolean {
+    return acceptOnHandle(server, this.#context, (socket) => {
+      if (this.#refused(socket)) return;
+      this.#beginFastAccepted(socket as Conn);
+    });
+  }
+
+  #beginFastAccepted(conn: Conn): void {
     this.#track(conn);
     this.#greet(conn);
     conn[kStage] = STAGE_FAST;
@@ -372,11 +399,17 @@ function connOnError(this: Conn, err: NodeJS.ErrnoException): void {
 
 /** A fast-path read error, counted as connOnError counts an 'error' event, with no Error built unless logged. */
 function readError(conn: Conn, errno: number): void {
-  const { metrics, log } = conn[kEcho];
-  const code = errnoName(errno);
-  metrics.counter('net_errors_total').inc({ code });
+  const { readErrors, log } = conn[kEcho];
+  readErrors.set(errno, (readErrors.get(errno) ?? 0) + 1);
   if (log.isLevelEnabled('debug'))
     log.debug({ peer: conn[kPeer] ?? formatPeer(conn), err: systemError(errno, 'read') }, 'connection error');
+}
+
+function flushReadErrors(context: AcceptContext): void {
+  if (context.readErrors.size === 0) return;
+  const counter = context.metrics.counter('net_errors_total');
+  for (const [errno, count] of context.readErrors) counter.inc({ code: errnoName(errno) }, count);
+  context.readErrors.clear();
 }
 
 /** No traffic either way for --idle-timeout: the client is gone or stuck; free its descriptor and buffers. */

@@ -196,6 +196,11 @@ export function takeOver(accepted: Socket, context: EchoContext): EchoSocket {
   const server = old._server;
   old._handle = null;
   old._server = null;
+  return wrapHandle(handle, server, context);
+}
+
+/** The fast socket around an accepted handle, counted in `server`'s connections (its destroy() uncounts it). */
+function wrapHandle(handle: unknown, server: Server | null, context: EchoContext): EchoSocket {
   const socket = new Socket({ ...FAST_OPTIONS, handle } as ConstructorParameters<typeof Socket>[0]) as FastSocket;
   const internal = socket as unknown as { _server: Server | null; server: Server | null };
   internal._server = server;
@@ -205,6 +210,50 @@ export function takeOver(accepted: Socket, context: EchoContext): EchoSocket {
   socket[kWaiting] = false;
   hookReads(socket);
   return socket;
+}
+
+interface ListenHandle {
+  onconnection: (err: number, clientHandle: ClientHandle) => void;
+}
+interface ClientHandle {
+  setNoDelay?(on: boolean): number;
+  close(): void;
+}
+type CountedServer = Server & { _handle: ListenHandle | null; _connections: number };
+
+/**
+ * Accepts on the listening handle itself: each accepted handle goes straight into the fast socket, without the
+ * `net.Socket` that Node's own `onconnection` (lib/net.js) builds first and {@link takeOver} then throws away (in
+ * connection churn, Node's Socket constructor, its Duplex state and takeOver were 10 % of the server's samples,
+ * `bench:profile`). Does what Node's onconnection does for a server created with `allowHalfOpen`, `noDelay` and
+ * `pauseOnConnect`: an accept error becomes the server's 'error', past `maxConnections` the handle is closed and
+ * 'drop' emitted, TCP_NODELAY set, the server's connection count raised (the socket's destroy() lowers it).
+ * cluster's round-robin workers hand connections to the same `onconnection` property, so they take this path too.
+ *
+ * Returns false, changing nothing, when the server's handle does not look like Node 20-24's: the caller keeps
+ * its 'connection' listener (takeOver) then.
+ */
+export function acceptOnHandle(server: Server, context: EchoContext, onSocket: (socket: EchoSocket) => void): boolean {
+  const counted = server as CountedServer;
+  const handle = counted._handle;
+  if (handle === null || typeof handle.onconnection !== 'function' || typeof counted._connections !== 'number')
+    return false;
+  handle.onconnection = (err, clientHandle) => {
+    if (err !== 0 && err !== undefined) {
+      server.emit('error', systemError(err, 'accept'));
+      return;
+    }
+    if (server.maxConnections && counted._connections >= server.maxConnections) {
+      clientHandle.close();
+      server.emit('drop');
+      return;
+    }
+    clientHandle.setNoDelay?.(true);
+    const socket = wrapHandle(clientHandle, server, context);
+    counted._connections++;
+    onSocket(socket);
+  };
+  return true;
 }
 
 /** libuv's UV_EOF: the same value on every platform. */
