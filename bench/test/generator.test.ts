@@ -3,6 +3,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAll } from '../src/build.mjs';
 import { histPercentiles, mergeResults, runLoadgen, splitLoad } from '../src/loadgen.mjs';
+import { renderMarkdown, saturatedScenarios, summarize } from '../src/report.mjs';
 
 // A port of its own (below the ephemeral range), apart from the bench's 21000-21039 and check.test.ts's.
 const REF_PORT = 21096;
@@ -18,6 +19,62 @@ describe('splitting one load over several generator processes', () => {
 
   it('never starts more processes than there are connections, and leaves one process unnumbered', () => {
     expect(splitLoad({ conns: 1, inflight: 32 }, 4)).toEqual([{ conns: 1, inflight: 32 }]);
+  });
+});
+
+describe('the report of a run', () => {
+  const scenario = {
+    id: 'tcp-pingpong-64x50',
+    title: 'TCP ping-pong 64 B x50',
+    mode: 'tcp-pingpong',
+    metric: 'msgs_per_s',
+  };
+  const targets = [
+    { id: 'c-tcp', label: 'C epoll', role: 'reference' },
+    { id: 'echo-tcp', label: 'echo-tcp', role: 'service' },
+  ];
+  const run = (rate: number, busy: number) => ({
+    msgs_per_s: rate,
+    total_msgs: rate,
+    verify_failures: 0,
+    stalled: 0,
+    errors: 0,
+    generator_busy: busy,
+    generator_saturated: busy >= 0.9,
+  });
+  const report = (refBusy: number) => {
+    const samples = new Map([
+      ['c-tcp', [run(100_000, refBusy)]],
+      ['echo-tcp', [run(80_000, 0.5)]],
+    ]);
+    const scenarios = [summarize(scenario, samples, targets)];
+    return {
+      mode: 'full',
+      runs: 1,
+      duration_s: 2.5,
+      warmup_s: 0.5,
+      pin_description: 'split',
+      generators: 1,
+      machine: { date: 'now', cpu: 'cpu', cores: 2, kernel: 'Linux', node: 'v20', loadavg_at_start: [0, 0, 0] },
+      elapsed_s: 1,
+      loadavg_at_end: [0, 0, 0],
+      scenarios,
+      skipped: [],
+      generator_notes: [],
+      invalid: saturatedScenarios(scenarios),
+    };
+  };
+
+  it('is marked INVALID, naming the scenario, when the generator was saturated driving the reference', () => {
+    const bad = report(0.95);
+    expect(bad.invalid).toEqual(['TCP ping-pong 64 B x50']);
+    expect(renderMarkdown(bad)).toMatch(
+      /INVALID RUN: the generator was saturated driving the reference in: TCP ping-pong 64 B x50/,
+    );
+    const good = report(0.6);
+    expect(good.invalid).toEqual([]);
+    expect(renderMarkdown(good)).not.toMatch(/INVALID/);
+    expect(renderMarkdown(good)).toMatch(/\| 60 \/ 50 \| ok \|$/m);
   });
 });
 
