@@ -50,11 +50,26 @@ const kDiscard: unique symbol = Symbol('echo-tcp.discard');
 const kQueuedBytes: unique symbol = Symbol('echo-tcp.queued-bytes');
 const kWaiting: unique symbol = Symbol('echo-tcp.waiting');
 
+/** A step before the echo on a fast-path connection (a PROXY header): see {@link setPreamble}. */
+const kPreamble: unique symbol = Symbol('echo-tcp.preamble');
+
+/**
+ * Takes each read of a fast-path connection before the echo: returns where the echo starts in `buf` (`nread` when it
+ * took every byte), or -1 when it closed the connection. `buf` is the shared read buffer, valid until it returns.
+ */
+export type Preamble = (socket: EchoSocket, buf: Buffer, nread: number) => number;
+
 type FastSocket = EchoSocket & {
   [kDiscard]?: true;
   [kQueuedBytes]: number;
   [kWaiting]: boolean;
+  [kPreamble]: Preamble | undefined;
 };
+
+/** Hands a fast-path connection's reads to `preamble` until it is set back to undefined. */
+export function setPreamble(socket: EchoSocket, preamble: Preamble | undefined): void {
+  (socket as FastSocket)[kPreamble] = preamble;
+}
 
 /** Bytes accepted for sending and not yet handed to the kernel: the stream's queue and the queued direct writes. */
 export function bytesQueued(socket: EchoSocket): number {
@@ -145,7 +160,7 @@ const SLAB_SIZE = 1 << 20;
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
 let slabUsed = 0;
 
-function copyOut(source: Buffer, length: number): Buffer {
+function copyOut(source: Buffer, start: number, length: number): Buffer {
   if (slabUsed + length > SLAB_SIZE) {
     slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
     slabUsed = 0;
@@ -157,7 +172,7 @@ function copyOut(source: Buffer, length: number): Buffer {
     lastOffset = slabUsed;
     lastSlab = slab;
   }
-  source.copy(chunk, 0, 0, length);
+  source.copy(chunk, 0, start, start + length);
   return chunk;
 }
 
@@ -208,6 +223,7 @@ function wrapHandle(handle: unknown, server: Server | null, context: EchoContext
   socket[kEcho] = context;
   socket[kQueuedBytes] = 0;
   socket[kWaiting] = false;
+  socket[kPreamble] = undefined;
   hookReads(socket);
   return socket;
 }
@@ -341,10 +357,18 @@ export function startFastEcho(socket: EchoSocket): void {
  */
 function fastOnRead(this: FastSocket, nread: number, buf: Buffer): boolean {
   if (this[kDiscard] === true) return true;
+  let start = 0;
+  const preamble = this[kPreamble];
+  if (preamble !== undefined) {
+    start = preamble(this, buf, nread);
+    if (start < 0) return false;
+    if (start >= nread) return true;
+  }
+  const length = nread - start;
   const echo = this[kEcho];
-  echo.stats.receivedBytes += nread;
-  echo.stats.sentBytes += nread;
-  const chunk = copyOut(buf, nread);
+  echo.stats.receivedBytes += length;
+  echo.stats.sentBytes += length;
+  const chunk = copyOut(buf, start, length);
   if (writer !== undefined && this.writableLength === 0) {
     const outcome = writer.write(this, chunk, this);
     if (outcome === WRITE_DONE) return true;
@@ -352,8 +376,8 @@ function fastOnRead(this: FastSocket, nread: number, buf: Buffer): boolean {
       this.destroy(writer.lastError);
       return false;
     }
-    keepLastCopy(nread);
-    this[kQueuedBytes] += nread;
+    keepLastCopy(length);
+    this[kQueuedBytes] += length;
     if (this[kQueuedBytes] > echo.maxBuffered) {
       this[kWaiting] = true;
       echo.onBackpressure();
@@ -363,7 +387,7 @@ function fastOnRead(this: FastSocket, nread: number, buf: Buffer): boolean {
   }
   const below = this.write(chunk);
   if (this.writableLength === 0) return true;
-  keepLastCopy(nread);
+  keepLastCopy(length);
   if (!below && this.writableLength > echo.maxBuffered) {
     this.once('drain', fastOnDrain);
     echo.onBackpressure();

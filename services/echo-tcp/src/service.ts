@@ -135,9 +135,11 @@ export const service = defineService({
         // Only once listening: a failed bind (EADDRINUSE, EACCES) is reported by listen() as a start failure, not
         // as an accept error ("descriptors exhausted?").
         server.on('error', (err: NodeJS.ErrnoException) => handler.acceptError(err));
-        // The fast path accepts on the listening handle (no throw-away Socket per connection) where it can; its
-        // 'connection' listener above stays for a handle that does not look as expected.
+        // The fast path accepts on the listening handle (no throw-away Socket per connection; PROXY headers read in
+        // the fast read callback) where it can; the 'connection' listener above stays for a handle that does not
+        // look as expected.
         if (kind === 'plain' && handler.fastPath) handler.acceptOnHandle(server);
+        else if (kind === 'proxy' && handler.fastPath) handler.acceptProxyOnHandle(server);
       }
     } catch (err) {
       for (const { server } of servers) server.close();
