@@ -169,9 +169,10 @@ static double rusage_s(void) {
          ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
 }
 
-/* The cores this process may run on (taskset) and their idle and softirq time from /proc/stat (proc(5)).
-   Softirq is counted apart from any process on this kernel, and on loopback the receive side of every segment
-   the generator writes runs as softirq on the generator's core: without it a saturated core looks 60 % busy. */
+/* The cores this process may run on (taskset) and their idle and softirq time from /proc/stat (proc(5)), and each
+   thread's time on a core and time runnable but waiting for one (schedstat). On loopback the receive side of every
+   segment the generator writes runs as softirq on its core; that time is inside the thread's schedstat run time
+   here, and /proc/stat counts it as softirq too: the runner does not add the two. */
 static struct cpu_sample cpu_sample(void) {
   struct cpu_sample s = {.self_s = rusage_s()};
   for (int t = 0; t < O.threads; t++) {

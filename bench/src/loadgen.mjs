@@ -65,6 +65,7 @@ function collect(stream) {
  */
 export async function runLoadgen({ mode, port, options, cpus, serverPid, generators = 1 }) {
   const cpuBefore = serverPid ? treeCpuSeconds(serverPid) : 0;
+  const started = performance.now();
   const parts = splitLoad(options, generators);
   const runs = parts.map(async (part) => {
     const child = spawnLoadgen(mode, port, part, cpus);
@@ -81,6 +82,15 @@ export async function runLoadgen({ mode, port, options, cpus, serverPid, generat
   const serverCpuS = serverPid ? treeCpuSeconds(serverPid) - cpuBefore : undefined;
   const result = mergeResults(results);
   result.server_cpu_s = serverCpuS;
+  if (serverCpuS !== undefined && !result.failed) {
+    // The server's share of one core over the whole generator run: a server that used its core flat out set the
+    // pace itself, however busy the generator was (both at their limit: the figure is the server's).
+    result.server_cpu_share = serverCpuS / ((performance.now() - started) / 1000);
+    if (result.generator_saturated && result.server_cpu_share >= SATURATED_BUSY) {
+      result.generator_saturated = false;
+      result.server_bound = true;
+    }
+  }
   if (serverCpuS !== undefined && result.total_msgs > 0)
     result.server_cpu_us_per_msg = (serverCpuS * 1e6) / result.total_msgs;
   return result;
@@ -144,13 +154,13 @@ const SUMMED_FLOAT = ['msgs_per_s', 'mb_per_s', 'loadgen_cpu_s', 'window_cpu_s']
  * window; the windows start within milliseconds of each other), latency percentiles from the merged histograms,
  * and how busy the generator was over the measured window:
  * - generator_busy: of the time the generator had a core, the share it spent working rather than blocked in
- *   epoll_wait waiting for the server: (time on a core + its cores' softirq time) / (window - time runnable but
- *   waiting for a core), per thread, from schedstat; the busiest process counts. Near 1: the generator, not the
- *   server, set the pace. Time spent waiting for a core (other processes on the generator's cores: this machine
- *   is shared) is left out, so outside load does not pass for a slow generator; it is generator_runq_share.
- *   Softirq counts because loopback runs the receive side of every segment a process sends as softirq on the
- *   sender's core, charged to no process (about a third of a busy generator's core here).
- * - generator_cpu_share: its utime+stime plus that softirq, per core it may use: how much of its cores it used.
+ *   epoll_wait waiting for the server: time on a core / (window - time runnable but waiting for a core), per
+ *   thread, from schedstat; the busiest process counts. Near 1: the generator, not the server, set the pace. Time
+ *   spent waiting for a core (other processes on the generator's cores: this machine is shared) is left out, so
+ *   outside load does not pass for a slow generator; it is generator_runq_share. The softirq work loopback does on
+ *   the sender's core is part of the generator's time on a core here: /proc/stat also shows it as softirq, and
+ *   adding that counted it twice (a generator that waited a quarter of the window showed as 100 % busy).
+ * - generator_cpu_share: its utime+stime per core it may use, over the window.
  */
 export function mergeResults(results) {
   const failed = results.find((r) => r.failed);
@@ -180,7 +190,7 @@ export function mergeResults(results) {
   delete merged.hist; // thousands of numbers per run: the percentiles are what the report needs
   const capacity = merged.window_s * (merged.cpuset_cores ?? 0);
   if (capacity > 0) {
-    merged.generator_cpu_share = (merged.window_cpu_s + merged.cpuset_softirq_s) / capacity;
+    merged.generator_cpu_share = merged.window_cpu_s / capacity;
     merged.generator_cores_busy = 1 - merged.cpuset_idle_s / capacity;
     merged.generator_busy = Math.max(...results.map(busyShare));
     merged.generator_runq_share = Math.max(...results.map((r) => r.runq_s / (r.window_s * r.threads)));
@@ -191,7 +201,7 @@ export function mergeResults(results) {
 
 function busyShare(r) {
   const had = Math.max(r.window_s - r.runq_s / r.threads, 0.05 * r.window_s);
-  return Math.min(1, (r.run_s / r.threads + r.cpuset_softirq_s / r.cpuset_cores) / had);
+  return Math.min(1, r.run_s / r.threads / had);
 }
 
 /** The generator's log-linear histogram (loadgen.c: 32 buckets per power of two), bucket midpoints in ns. */

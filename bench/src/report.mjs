@@ -108,7 +108,7 @@ export function renderMarkdown(report) {
     `- Method: ${report.runs} run(s) per figure (median), ${report.duration_s} s measured after ${report.warmup_s} s warmup; targets of a scenario take turns within each run; ratio = target / reference of the same run`,
     '- Server CPU: utime+stime of the server and its children (/proc/PID/stat) over the whole loadgen run, divided by every message it completed (stream: per 64 KiB chunk; churn and daytime: per connection)',
     '',
-    `- Generator: ${report.generators ?? 1} process(es) per measurement on the generator's cores; "Generator busy %" is, of the time the generator had a core, the share it worked instead of waiting for the server (schedstat, plus its cores' softirq time); 90 % or more: saturated, the figure is a lower bound`,
+    `- Generator: ${report.generators ?? 1} process(es) per measurement on the generator's cores; "Generator busy %" is, of the time the generator had a core, the share it worked instead of waiting for the server (schedstat); 90 % or more while the server used less than 90 % of a core: saturated, the figure is a lower bound`,
     ...(report.invalid?.length
       ? [
           '',
