@@ -1,7 +1,9 @@
 /**
  * The shipped infra/haproxy/haproxy.cfg, run for real (Debian's haproxy, `-db` in the foreground) on loopback in
  * front of three echo-tcp processes that require PROXY v2 and trust it from 127.0.0.1 only. Only the addresses
- * differ from the compose stack: they come in through the environment variables the file declares.
+ * differ from the compose stack: they come in through the environment variables the file declares. Each replica has
+ * a loopback address of its own (127.0.0.11-13), so that their admin endpoints share one port, as the containers'
+ * 8080 does: HAProxy's readiness check connects to the server's address on ECHO_ADMIN_PORT.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -22,6 +24,9 @@ import {
 
 const haveHaproxy = hasCommand('haproxy');
 const REPLICAS = ['echo1', 'echo2', 'echo3'] as const;
+const ADDRESSES = ['127.0.0.11', '127.0.0.12', '127.0.0.13'] as const;
+/** The replicas' drain delay: long enough for HAProxy's readiness check to take a stopping replica out first. */
+const DRAIN_DELAY_S = 3;
 
 /** Server states from HAProxy's CSV statistics: `{ echo1: 'UP', ... }`. */
 async function serverStates(statsPort: number): Promise<Record<string, string>> {
@@ -45,13 +50,20 @@ describe.skipIf(!haveHaproxy)('HAProxy in front of three echo-tcp replicas (infr
   let statsPort = 0;
 
   beforeAll(async () => {
+    const adminPort = await freePort();
     for (const [i, name] of REPLICAS.entries()) {
       replicas.push(
         await startService('echo-tcp', [
           '--host',
-          '127.0.0.1',
+          ADDRESSES[i] ?? '',
           '--port',
           '0',
+          '--admin-host',
+          ADDRESSES[i] ?? '',
+          '--admin-port',
+          String(adminPort),
+          '--drain-delay',
+          String(DRAIN_DELAY_S),
           '--proxy-protocol',
           '--proxy-trusted',
           '127.0.0.1/32',
@@ -72,9 +84,10 @@ describe.skipIf(!haveHaproxy)('HAProxy in front of three echo-tcp replicas (infr
     haproxy = startProcess('haproxy', ['-db', '-f', join(infraDir, 'haproxy', 'haproxy.cfg')], {
       ECHO_LB_BIND: `127.0.0.1:${lbPort}`,
       STATS_BIND: `127.0.0.1:${statsPort}`,
-      ECHO_SERVER_1: `127.0.0.1:${portOf(replicas[0]?.endpoints[0] ?? '')}`,
-      ECHO_SERVER_2: `127.0.0.1:${portOf(replicas[1]?.endpoints[0] ?? '')}`,
-      ECHO_SERVER_3: `127.0.0.1:${portOf(replicas[2]?.endpoints[0] ?? '')}`,
+      ECHO_SERVER_1: `${ADDRESSES[0]}:${portOf(replicas[0]?.endpoints[0] ?? '')}`,
+      ECHO_SERVER_2: `${ADDRESSES[1]}:${portOf(replicas[1]?.endpoints[0] ?? '')}`,
+      ECHO_SERVER_3: `${ADDRESSES[2]}:${portOf(replicas[2]?.endpoints[0] ?? '')}`,
+      ECHO_ADMIN_PORT: String(adminPort),
     });
     const proxy = haproxy;
     // Every replica passes its real echo check (rise 2, every second) before the tests start.
@@ -197,5 +210,54 @@ describe.skipIf(!haveHaproxy)('HAProxy in front of three echo-tcp replicas (infr
     expect(failures).toEqual([]);
     expect(afterDown).toBe(100);
     expect((served['replica echo1'] ?? 0) > 0 && (served['replica echo3'] ?? 0) > 0).toBe(true);
+  });
+
+  it('takes a replica that got SIGTERM out of rotation through /readyz before its listener closes: no exchange fails', async () => {
+    // Runs after the kill above: echo2 is dead, so echo1 and echo3 serve, and echo3 is stopped the way compose and
+    // Kubernetes stop a replica being scaled away.
+    const victim = replicas[2];
+    if (!victim) throw new Error('no replica 3');
+    const failures: string[] = [];
+    const served: Record<string, number> = {};
+    let signalledAt = 0;
+    let downAt = 0;
+    let closedAt = 0;
+    let afterClose = 0;
+    const closed = () =>
+      victim.lines.some((l) => String(parseLogLine(l)?.msg ?? '').startsWith('draining: not accepting'));
+    const started = Date.now();
+    for (let n = 0; n < 3000 && Date.now() - started < 25_000; n++) {
+      if (n === 30) {
+        signalledAt = performance.now();
+        victim.child.kill('SIGTERM');
+      }
+      if (signalledAt && !downAt && n % 3 === 0) {
+        const states = await serverStates(statsPort);
+        if (states.echo3?.startsWith('DOWN')) downAt = performance.now();
+      }
+      if (signalledAt && !closedAt && closed()) closedAt = performance.now();
+      const payload = Buffer.from(`scale-in probe ${n}\n`);
+      try {
+        const { greeting, echo } = await greetedEcho(lbPort, payload, 5000);
+        if (!echo.equals(payload)) failures.push(`#${n}: ${echo.length} of ${payload.length} bytes echoed`);
+        served[greeting] = (served[greeting] ?? 0) + 1;
+        if (closedAt) expect(greeting).not.toBe('replica echo3');
+      } catch (err) {
+        failures.push(`#${n}: ${(err as Error).message}`);
+      }
+      if (closedAt && ++afterClose >= 50) break;
+    }
+    const exit = await victim.exited;
+    const at = (t: number) => (t ? `${((t - signalledAt) / 1000).toFixed(2)} s` : 'never');
+    console.log(
+      `infra haproxy: SIGTERM -> DOWN after ${at(downAt)}, listener closed after ${at(closedAt)}; ${failures.length} failed exchanges; served`,
+      served,
+    );
+    expect(failures).toEqual([]);
+    expect(downAt, 'HAProxy marked the stopping replica DOWN').toBeGreaterThan(0);
+    expect(closedAt, 'the replica closed its listener after its drain delay').toBeGreaterThan(0);
+    expect(downAt, 'DOWN before the listener closed').toBeLessThan(closedAt);
+    expect(afterClose).toBe(50);
+    expect(exit).toEqual({ code: 0, signal: null });
   });
 });

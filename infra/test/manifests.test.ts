@@ -16,8 +16,15 @@ const haveCompose = hasCommand('docker-compose');
 // biome-ignore lint/suspicious/noExplicitAny: parsed YAML
 type Doc = any;
 
-function composeConfig(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync('docker-compose', ['-f', composeFile, 'config', ...args], { encoding: 'utf8', timeout: 60_000 });
+function composeConfig(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync('docker-compose', ['-f', composeFile, 'config', ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, ...env },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -58,6 +65,31 @@ describe.skipIf(!haveCompose)('infra/compose/compose.yaml (docker-compose config
     expect(services.haproxy.volumes.map((v: Doc) => v.target ?? String(v).split(':')[1])).toContain(
       '/usr/local/etc/haproxy/haproxy.cfg',
     );
+  });
+
+  it('moves the subnet, HAProxy’s address and the PROXY trust together with NET_BACKEND_SUBNET and NET_HAPROXY_ADDR', async () => {
+    const [config] = (await parseYamlDocuments(
+      composeConfig([], { NET_BACKEND_SUBNET: '198.51.100.0/24', NET_HAPROXY_ADDR: '198.51.100.250' }).stdout,
+    )) as Doc[];
+    expect(config.networks.backend.ipam.config[0].subnet).toBe('198.51.100.0/24');
+    expect(config.services.haproxy.networks.backend.ipv4_address).toBe('198.51.100.250');
+    expect(String(config.services.echo.environment.ECHO_TCP_PROXY_TRUSTED).split(',')).toEqual([
+      '198.51.100.250/32',
+      '127.0.0.1/32',
+    ]);
+  });
+
+  it('gives echo replicas a stop grace period longer than their drain delay plus their drain period', async () => {
+    const [config] = (await parseYamlDocuments(composeConfig([]).stdout)) as Doc[];
+    const echo = config.services.echo;
+    const delay = Number(echo.environment.ECHO_TCP_DRAIN_DELAY);
+    // The image's drain period (ECHO_TCP_DRAIN_TIMEOUT=10) unless the file sets another.
+    const drain = Number(echo.environment.ECHO_TCP_DRAIN_TIMEOUT ?? 10);
+    const grace = /^(\d+)s$/.exec(String(echo.stop_grace_period));
+    expect(grace, `stop_grace_period ${echo.stop_grace_period}`).not.toBeNull();
+    // HAProxy takes a replica out after 2 failed /readyz checks, 1 s then 250 ms apart: the delay must cover that.
+    expect(delay).toBeGreaterThanOrEqual(2);
+    expect(Number(grace?.[1])).toBeGreaterThan(delay + drain);
   });
 
   it('defaults to the public load balancer images, and runs Prometheus only with the monitoring profile', async () => {

@@ -252,3 +252,25 @@ export function buildImages(services: string[], tag: string, label: string): voi
   if (r.status !== 0)
     throw new Error(`build-images.sh failed (${r.status ?? r.signal}):\n${`${r.stdout}\n${r.stderr}`.slice(-4000)}`);
 }
+
+/**
+ * Builds the load balancer images infra/compose runs here in place of the public ones (infra/images/build-lb.sh:
+ * Debian's haproxy and nginx, imported with podman); kept between runs, like the Node base. Returns their names.
+ */
+export function buildLoadBalancerImages(label: string): { haproxy: string; nginx: string } {
+  const images = { haproxy: 'localhost/net-haproxy:2.6', nginx: 'localhost/net-nginx:1.22' };
+  const started = performance.now();
+  const r = spawnSync(join(infraDir, 'images', 'build-lb.sh'), [], {
+    cwd: repoRoot,
+    env: { ...podmanEnv, ENGINE: 'podman', HAPROXY_IMAGE: images.haproxy, NGINX_IMAGE: images.nginx },
+    encoding: 'utf8',
+    timeout: 280_000,
+  });
+  const summary = `${r.stdout}`.split('\n').filter((l) => l.startsWith('build-lb:'));
+  console.log(
+    `${label}: load balancer images in ${((performance.now() - started) / 1000).toFixed(1)} s\n${summary.join('\n')}`,
+  );
+  if (r.status !== 0)
+    throw new Error(`build-lb.sh failed (${r.status ?? r.signal}):\n${`${r.stdout}\n${r.stderr}`.slice(-4000)}`);
+  return images;
+}

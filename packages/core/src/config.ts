@@ -203,10 +203,26 @@ export function formatHelp(
   schema: Schema,
   info: { usage: string; description: string; prefix: string; extra?: string },
 ): string {
-  const rows: [string, string][] = [];
-  for (const [key, def] of Object.entries(schema)) {
+  const rows: [string, string][] = describeOptions(schema, info.prefix).map((o) => [o.flag, o.details]);
+  rows.push(['--help, -h', 'Print this help and exit.']);
+  rows.push(['--version', 'Print the version and exit.']);
+  rows.push(['--man', 'Print the manual page (roff; read it with `man -l -`) and exit.']);
+  const width = Math.min(28, Math.max(...rows.map(([f]) => f.length)) + 2);
+  const body = rows.map(([f, d]) => `  ${f.padEnd(width)}${d}`).join('\n');
+  return `Usage: ${info.usage}\n\n${info.description}\n\nOptions:\n${body}\n${info.extra ? `\n${info.extra}\n` : ''}`;
+}
+
+/** One setting as `--help` and the manual page describe it: the flag (with its short form) and its sentence. */
+export interface OptionDescription {
+  flag: string;
+  details: string;
+}
+
+/** The settings of `schema` in order, each with its description, what it accepts, its variable and default. */
+export function describeOptions(schema: Schema, prefix: string): OptionDescription[] {
+  return Object.entries(schema).map(([key, def]) => {
     const flag = `--${flagName(key)}${def.short ? `, -${def.short}` : ''}`;
-    const variable = envName(info.prefix, key, def);
+    const variable = envName(prefix, key, def);
     const dflt =
       def.default === undefined
         ? 'unset'
@@ -218,11 +234,6 @@ export function formatHelp(
     const details = [`${def.description}.`, `Accepts ${def.type.accepts}.`];
     details.push(`Env: ${variable ?? '(none)'}. Default: ${dflt}.`);
     if (def.repeatable) details.push('May be repeated.');
-    rows.push([flag, details.join(' ')]);
-  }
-  rows.push(['--help, -h', 'Print this help and exit.']);
-  rows.push(['--version', 'Print the version and exit.']);
-  const width = Math.min(28, Math.max(...rows.map(([f]) => f.length)) + 2);
-  const body = rows.map(([f, d]) => `  ${f.padEnd(width)}${d}`).join('\n');
-  return `Usage: ${info.usage}\n\n${info.description}\n\nOptions:\n${body}\n${info.extra ? `\n${info.extra}\n` : ''}`;
+    return { flag, details: details.join(' ') };
+  });
 }

@@ -247,3 +247,68 @@ function splitScope(text: string): { address: string; scopeId?: string } {
   const percent = text.indexOf('%');
   return percent === -1 ? { address: text } : { address: text.slice(0, percent), scopeId: text.slice(percent + 1) };
 }
+
+/**
+ * A listening socket the process was given instead of one it creates (inetd-style socket activation):
+ *
+ * - `fd`: an inherited descriptor by number (`fd:3`), e.g. from `systemd-socket-activate`, a supervisor, or a
+ *   shell's `3<>`. It must be a socket of the service's transport, listening for TCP.
+ * - `systemd`: the descriptor systemd passed under a name (`systemd:echo-tcp`, the socket unit's
+ *   `FileDescriptorName=`, by default the unit's name), looked up in `LISTEN_FDNAMES` (sd_listen_fds_with_names(3)).
+ *
+ * Resolved to a descriptor only when listening (socket-activation.ts), never while parsing.
+ */
+export type ActivatedEndpoint = { kind: 'fd'; fd: number } | { kind: 'systemd'; name: string };
+
+/** Where a service may listen: an address it binds itself, or a socket it was given. */
+export type ListenEndpoint = Endpoint | ActivatedEndpoint;
+
+const FD_ACCEPTS = 'expected fd:N with N a decimal descriptor number from 0 to 2147483647';
+/**
+ * systemd's FileDescriptorName= (systemd.socket(5)): at most 255 printable ASCII characters without ':' (the
+ * separator of LISTEN_FDNAMES) or spaces.
+ */
+const FD_NAME = /^[\x21-\x39\x3b-\x7e]{1,255}$/;
+
+/** True for `fd:` and `systemd:` endpoints. */
+export function isActivated(e: ListenEndpoint): e is ActivatedEndpoint {
+  return e.kind === 'fd' || e.kind === 'systemd';
+}
+
+/**
+ * {@link parseEndpoint} plus the socket-activation forms `fd:N` and `systemd:NAME`, for settings that say where to
+ * listen. These prefixes are read before host names, so a host literally named `fd` or `systemd` cannot be given
+ * with a port here (write its address instead).
+ *
+ * @throws {BadEndpointError} `NET_ERR_BAD_ENDPOINT` as {@link parseEndpoint}, or for a bad descriptor number or name.
+ */
+export function parseListenEndpoint(input: string, options: ParseEndpointOptions = {}): ListenEndpoint {
+  if (input.startsWith('fd:')) {
+    const text = input.slice('fd:'.length);
+    if (!/^(0|[1-9]\d{0,9})$/.test(text) || Number(text) > 2 ** 31 - 1) throw new BadEndpointError(input, FD_ACCEPTS);
+    return { kind: 'fd', fd: Number(text) };
+  }
+  if (input.startsWith('systemd:')) {
+    const name = input.slice('systemd:'.length);
+    if (!FD_NAME.test(name)) {
+      throw new BadEndpointError(
+        input,
+        'expected systemd:NAME with NAME the socket unit\'s FileDescriptorName= (1-255 printable characters, no ":" or space)',
+      );
+    }
+    return { kind: 'systemd', name };
+  }
+  return parseEndpoint(input, options);
+}
+
+/** {@link formatEndpoint} for every listen endpoint: `fd:3`, `systemd:echo-tcp`, or the address forms. */
+export function formatListenEndpoint(e: ListenEndpoint): string {
+  if (e.kind === 'fd') return `fd:${e.fd}`;
+  if (e.kind === 'systemd') return `systemd:${e.name}`;
+  return formatEndpoint(e);
+}
+
+/** {@link toEndpoint} for every listen endpoint: strings are parsed, objects checked by a round trip. */
+export function toListenEndpoint(input: ListenEndpoint | string): ListenEndpoint {
+  return parseListenEndpoint(typeof input === 'string' ? input : formatListenEndpoint(input));
+}

@@ -84,6 +84,20 @@ export class SizeLimitError extends NetError {
   }
 }
 
+/**
+ * A peer answered, but not with what the protocol promises: an echo that differs from what was sent, a reply longer
+ * than allowed, a greeting without its line end. Client commands exit 1 on it (see client-exit.ts).
+ */
+export class BadReplyError extends NetError {
+  override name = 'BadReplyError';
+  override code = 'NET_ERR_BAD_REPLY' as const;
+  readonly target: string;
+  constructor(target: string, what: string, options?: ErrorOptions) {
+    super(`wrong answer from ${target}: ${what}`, options);
+    this.target = target;
+  }
+}
+
 /** The address is already taken by another socket. */
 export class AddressInUseError extends NetError {
   override name = 'AddressInUseError';
@@ -220,5 +234,19 @@ export class DatagramBatchError extends NetError {
     this.syscall = syscall;
     this.errno = errno;
     this.errnoCode = errnoCode;
+  }
+}
+
+/**
+ * A socket-activated listener (`fd:N`, `systemd:NAME`) cannot be used: the process was not given it (no or foreign
+ * LISTEN_FDS), the name is not among LISTEN_FDNAMES, or the descriptor is not a socket of the right type.
+ */
+export class SocketActivationError extends NetError {
+  override name = 'SocketActivationError';
+  override code = 'NET_ERR_SOCKET_ACTIVATION' as const;
+  readonly endpoint: string;
+  constructor(endpoint: string, reason: string, options?: ErrorOptions) {
+    super(`cannot listen on ${endpoint}: ${reason}`, options);
+    this.endpoint = endpoint;
   }
 }

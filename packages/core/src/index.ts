@@ -1,5 +1,7 @@
 export * from './admin-server.js';
 export * from './cidr.js';
+export * from './client-command.js';
+export * from './client-exit.js';
 export * from './config.js';
 export * from './config-types.js';
 export * from './connect.js';
@@ -18,6 +20,7 @@ export * from './exact-io.js';
 export * from './keepalive.js';
 export * from './listen.js';
 export * from './logger.js';
+export { formatManPage } from './man-page.js';
 export * from './metrics.js';
 export * from './proxy-protocol.js';
 export * from './reflection-guard.js';
@@ -25,6 +28,13 @@ export * from './reuse-port.js';
 export * from './rlimit.js';
 export * from './serve-options.js';
 export * from './service.js';
+export {
+  type ActivatedSocket,
+  activatedSocket,
+  type ListenFd,
+  listenFds,
+  SD_LISTEN_FDS_START,
+} from './socket-activation.js';
 export {
   getSocketFd,
   IPPROTO_TCP,

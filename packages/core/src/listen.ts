@@ -6,8 +6,18 @@ import dns from 'node:dns';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { type Endpoint, formatEndpoint, toEndpoint, unixSocketPath } from './endpoint.js';
+import {
+  type Endpoint,
+  formatEndpoint,
+  formatListenEndpoint,
+  isActivated,
+  type ListenEndpoint,
+  toEndpoint,
+  toListenEndpoint,
+  unixSocketPath,
+} from './endpoint.js';
 import { AbortedError, AccessDeniedError, AddressInUseError, BadEndpointError, SocketClosedError } from './errors.js';
+import { activatedSocket } from './socket-activation.js';
 
 /** Options of {@link listen}. */
 export interface ListenOptions {
@@ -30,7 +40,9 @@ export interface ListenOptions {
  * everything) and `noDelay: true` (small replies must not wait for Nagle). A `host` endpoint is resolved first and
  * the first address (resolver order) is bound. An `any` endpoint binds `::` dual stack, or `0.0.0.0` on a host
  * without IPv6. For a Unix path, a socket file left by a process that died without closing is removed, but only
- * after a connect to it is refused: a socket somebody still answers on is never removed.
+ * after a connect to it is refused: a socket somebody still answers on is never removed. An `fd:N` or
+ * `systemd:NAME` endpoint listens on the socket the process was given (socket-activation.ts): bound already, so
+ * `reusePort` and `ipv6Only` do not apply to it; `backlog` does (listen(2) again only resizes the queue).
  *
  * @example const server = await listen('127.0.0.1:0'); console.log(formatEndpoint(boundEndpoint(server)));
  * @throws {BadEndpointError} `NET_ERR_BAD_ENDPOINT` for an invalid endpoint, a host name that does not resolve, or
@@ -41,9 +53,20 @@ export interface ListenOptions {
  * @throws {AccessDeniedError} `NET_ERR_ACCESS` on EACCES: a port below 1024 without privilege, or a Unix path in a
  *   directory this user cannot write.
  * @throws {AbortedError} `NET_ERR_ABORTED` when `signal` aborts before the server listens.
+ * @throws {SocketActivationError} `NET_ERR_SOCKET_ACTIVATION` for an `fd:`/`systemd:` endpoint that was not passed,
+ *   is not open, or is not a listening stream socket.
  */
-export async function listen(endpoint: Endpoint | string, options: ListenOptions = {}): Promise<net.Server> {
-  const requested = toEndpoint(endpoint);
+export async function listen(endpoint: ListenEndpoint | string, options: ListenOptions = {}): Promise<net.Server> {
+  const wanted = toListenEndpoint(endpoint);
+  if (isActivated(wanted)) {
+    const label = formatListenEndpoint(wanted);
+    throwIfAborted(options.signal, label);
+    const { fd } = activatedSocket(wanted, 'tcp');
+    const server = options.server ?? net.createServer({ allowHalfOpen: true, noDelay: true });
+    await listenOnce(server, { fd, ...(options.backlog !== undefined ? { backlog: options.backlog } : {}) });
+    return closeOnAbort(server, options.signal, label);
+  }
+  const requested = wanted;
   const label = formatEndpoint(requested);
   const { signal } = options;
   throwIfAborted(signal, label);
@@ -58,7 +81,11 @@ export async function listen(endpoint: Endpoint | string, options: ListenOptions
   } catch (err) {
     throw toBindError(err, bindTo, where);
   }
+  return closeOnAbort(server, signal, label);
+}
 
+/** Node's listen({ signal }) contract for our listen: an abort before listening throws, a later one closes. */
+function closeOnAbort(server: net.Server, signal: AbortSignal | undefined, label: string): net.Server {
   if (signal !== undefined) {
     if (signal.aborted) {
       // Aborted while the last step ran: give the address back before reporting.
@@ -113,7 +140,8 @@ async function resolveForListen(host: Extract<Endpoint, { kind: 'host' }>, signa
   return toEndpoint(first.family === 6 ? `[${first.address}]:${host.port}` : `${first.address}:${host.port}`);
 }
 
-type NodeListenOptions = net.ListenOptions & { reusePort?: boolean };
+// `fd`: Node's listen({ fd }) form (net.md "server.listen(handle)"), which @types/node declares separately.
+type NodeListenOptions = net.ListenOptions & { reusePort?: boolean; fd?: number };
 
 function toListenOptions(e: Endpoint, options: ListenOptions): NodeListenOptions {
   const out: NodeListenOptions = {};

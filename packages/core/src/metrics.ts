@@ -3,6 +3,13 @@
  * type and fixed label names (never a peer address as a label: cardinality must stay bounded). Services obtain
  * them through `Metrics`, which registers each on first use, so `/metrics` carries only what the service uses,
  * plus Node's standard process metrics.
+ *
+ * Samples carry no label naming the service or the instance: the scraper owns those. Prometheus attaches `job`
+ * and `instance` to every sample of a target and renames an exporter's own `instance` to `exported_instance`
+ * (`honor_labels`, https://prometheus.io/docs/prometheus/latest/configuration/configuration/#scrape_config), and
+ * the exporter guide asks for target labels, not static labels on every sample
+ * (https://prometheus.io/docs/instrumenting/writing_exporters/#target-labels-not-static-scraped-labels). Which
+ * service and `--instance` a target is, is told once, by the info metric `net_service_info`, joined in PromQL.
  */
 import client from 'prom-client';
 
@@ -60,11 +67,31 @@ export const METRICS = {
   net_worker_restarts_total: { kind: 'counter', help: 'Worker processes restarted after dying', labels: [] },
   net_build_info: {
     kind: 'gauge',
-    help: 'Always 1; labels carry the service, version and Node version',
+    help: 'Always 1; labels carry the version and the Node version',
     labels: ['version', 'node'],
     aggregator: 'first',
   },
+  // OpenTelemetry's resource names (service.name, service.instance.id, service.version) in Prometheus spelling:
+  // no scraper sets them as target labels (Prometheus sets job and instance; the Prometheus Operator also sets
+  // service, namespace, pod, container, endpoint), so they arrive as the service wrote them.
+  net_service_info: {
+    kind: 'gauge',
+    help: 'Always 1; labels carry the service name, its --instance (the instance field of its logs) and version',
+    labels: ['service_name', 'service_instance_id', 'service_version'],
+    aggregator: 'first',
+  },
 } as const satisfies Record<string, Declared>;
+
+/**
+ * Node process gauges that prom-client 15 exports twice, with and without `_total`. Only counters may end in
+ * `_total` (https://prometheus.io/docs/practices/naming/#metric-names), and `promtool check metrics` rejects these
+ * ("non-counter metrics should not have "_total" suffix"); the suffix-less twins stay.
+ */
+const MISNAMED_PROCESS_METRICS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+] as const;
 
 export type MetricName = keyof typeof METRICS;
 type MetricOf<N extends MetricName> = (typeof METRICS)[N]['kind'] extends 'counter'
@@ -73,7 +100,14 @@ type MetricOf<N extends MetricName> = (typeof METRICS)[N]['kind'] extends 'count
     ? client.Gauge<string>
     : client.Histogram<string>;
 
-/** A service's metrics registry: shared metrics on demand, process metrics, `service`/`instance` labels. */
+/** The names of the declared counters. */
+export type CounterName = {
+  [N in MetricName]: (typeof METRICS)[N]['kind'] extends 'counter' ? N : never;
+}[MetricName];
+/** The label names of a declared metric. */
+export type LabelName<N extends MetricName> = (typeof METRICS)[N]['labels'][number];
+
+/** A service's metrics registry: shared metrics on demand, process metrics, the service's identity. */
 export class Metrics {
   readonly registry: client.Registry;
   readonly #made = new Map<MetricName, client.Metric<string>>();
@@ -86,15 +120,52 @@ export class Metrics {
     buildInfo?: boolean;
   }) {
     this.registry = new client.Registry();
-    this.registry.setDefaultLabels({ service: options.service, instance: options.instance });
-    if (options.processMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
-    if (options.buildInfo !== false)
+    if (options.processMetrics !== false) {
+      client.collectDefaultMetrics({ register: this.registry });
+      for (const name of MISNAMED_PROCESS_METRICS) this.registry.removeSingleMetric(name);
+    }
+    if (options.buildInfo !== false) {
       this.gauge('net_build_info').set({ version: options.version, node: process.version }, 1);
+      this.gauge('net_service_info').set(
+        { service_name: options.service, service_instance_id: options.instance, service_version: options.version },
+        1,
+      );
+    }
   }
 
   /** The named counter, registered on first use. */
   counter<N extends MetricName>(name: N): MetricOf<N> & client.Counter<string> {
     return this.#get(name, 'counter') as MetricOf<N> & client.Counter<string>;
+  }
+
+  /**
+   * The named counter, with a sample at 0 for every combination of the given label values. A labelled counter
+   * otherwise appears only at its first increment, and `rate()` or `increase()` cannot see that first event (the
+   * series has no earlier sample to rise from); dashboards show "no data" instead of 0. Prometheus asks for known
+   * series to be exported at 0 in advance (https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics).
+   * Labels whose values cannot be listed in advance (`code`, an errno name) cannot be preset: such counters stay
+   * empty until their first error.
+   * @throws {TypeError} when `values` does not name exactly the declared labels, or a label has no value.
+   */
+  preset<N extends CounterName>(
+    name: N,
+    values: { readonly [L in LabelName<N>]: readonly string[] },
+  ): client.Counter<string> {
+    const counter = this.counter(name);
+    const declared: readonly string[] = METRICS[name].labels;
+    const given = Object.keys(values);
+    if (given.length !== declared.length || !declared.every((l) => given.includes(l)))
+      throw new TypeError(
+        `metric ${name} has the labels [${declared.join(', ')}]; preset was given [${given.join(', ')}]`,
+      );
+    let combinations: Record<string, string>[] = [{}];
+    for (const label of declared) {
+      const options = (values as Record<string, readonly string[]>)[label] ?? [];
+      if (options.length === 0) throw new TypeError(`metric ${name}: preset needs at least one value of ${label}`);
+      combinations = combinations.flatMap((c) => options.map((v) => ({ ...c, [label]: v })));
+    }
+    for (const labels of combinations) counter.inc(labels, 0);
+    return counter;
   }
 
   /** The named gauge, registered on first use. */

@@ -4,17 +4,17 @@
  */
 import { option, type Schema } from './config.js';
 import { boolean, custom, decimal, integer, list, oneOf, port, string } from './config-types.js';
-import { type Endpoint, formatEndpoint, parseEndpoint } from './endpoint.js';
+import { formatListenEndpoint, type ListenEndpoint, parseEndpoint, parseListenEndpoint } from './endpoint.js';
 import { defaultInstance, LOG_FORMATS, LOG_LEVELS } from './logger.js';
 
 const ENDPOINT_ACCEPTS =
-  'an endpoint such as 127.0.0.1:7, [::1]:7, [fe80::1%eth0]:7, :7 (every interface) or unix:/run/x.sock';
+  'an endpoint such as 127.0.0.1:7, [::1]:7, [fe80::1%eth0]:7, :7 (every interface), unix:/run/x.sock, or a socket passed by socket activation: fd:3, systemd:NAME';
 
-/** A value type for one endpoint string. */
-export const endpointType = custom<Endpoint>(
+/** A value type for one endpoint to listen on (socket-activated ones included). */
+export const endpointType = custom<ListenEndpoint>(
   ENDPOINT_ACCEPTS,
-  (raw) => parseEndpoint(raw),
-  (e) => formatEndpoint(e),
+  (raw) => parseListenEndpoint(raw),
+  (e) => formatListenEndpoint(e),
 );
 
 /** Settings shared by every service's `serve` command. */
@@ -29,7 +29,7 @@ export function commonServeOptions(defaultPort: number) {
     listen: option({
       type: list(endpointType),
       repeatable: true,
-      default: [] as Endpoint[],
+      default: [] as ListenEndpoint[],
       description: 'More endpoints to listen on; when given without --host/--port, only these are used',
     }),
     adminPort: option({
@@ -50,12 +50,18 @@ export function commonServeOptions(defaultPort: number) {
     instance: option({
       type: string({ pattern: /^[\w.:@-]{1,128}$/, accepts: '1 to 128 letters, digits, or . _ : @ -' }),
       default: defaultInstance(),
-      description: 'Instance id carried by every log line and metric (host name by default)',
+      description: 'Instance id on every log line and in net_service_info (host name by default)',
     }),
     drainTimeout: option({
       type: decimal(0, 3600, 'seconds'),
       default: 10,
       description: 'On SIGTERM/SIGINT, how long open connections may finish before they are closed',
+    }),
+    drainDelay: option({
+      type: decimal(0, 3600, 'seconds'),
+      default: 0,
+      description:
+        'On SIGTERM/SIGINT, keep accepting and serving for this long with /readyz at 503 (so load balancers drop the instance first), then drain',
     }),
   } satisfies Schema;
 }
@@ -117,9 +123,9 @@ export { boolean, custom, decimal, integer, list, oneOf, option, port, string };
  * given and neither --host nor --port was set explicitly.
  */
 export function serveEndpoints(
-  config: { host: string; port: number; listen: Endpoint[] },
+  config: { host: string; port: number; listen: ListenEndpoint[] },
   sources: { host: string; port: string },
-): Endpoint[] {
+): ListenEndpoint[] {
   const explicit = sources.host !== 'default' || sources.port !== 'default';
   if (config.listen.length > 0 && !explicit) return config.listen;
   const host = config.host;

@@ -7,6 +7,14 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import {
+  type ClientCommandDef,
+  clientCommandSchema,
+  clientResult,
+  jsonRequested,
+  runClientCommand,
+} from './client-command.js';
+import { CLIENT_EXIT, CLIENT_EXIT_MEANINGS, formatClientExitCodes } from './client-exit.js';
+import {
   type ConfigOf,
   describeConfig,
   envName,
@@ -16,27 +24,18 @@ import {
   type Schema,
 } from './config.js';
 import { ConnectionTracker } from './connection-tracker.js';
-import { type Endpoint, parseEndpoint } from './endpoint.js';
+import { type Endpoint, formatListenEndpoint, isActivated, type ListenEndpoint, parseEndpoint } from './endpoint.js';
 import { ConfigError, NetError } from './errors.js';
+import { EXIT, SERVE_EXIT_CODES } from './exit-codes.js';
 import { createLogger, type Logger } from './logger.js';
+import { formatManPage } from './man-page.js';
 import { Metrics } from './metrics.js';
 import { describeDescriptorLimit, descriptorLimit, effectiveMaxConnections } from './rlimit.js';
 import { commonCommandOptions, commonServeOptions, serveEndpoints } from './serve-options.js';
 import { StartupSignals } from './startup-signals.js';
 import { answerMetricRequests, closeAdmin, type Readiness, runDrain, runSupervisor, startAdmin } from './supervisor.js';
 
-/** Exit codes shared by every service. */
-export const EXIT = {
-  OK: 0,
-  /** Start-up failed (e.g. the address is in use) or a client command failed. */
-  FAILURE: 1,
-  /** Bad command line or environment. */
-  USAGE: 2,
-  /** An uncaught error (EX_SOFTWARE). */
-  SOFTWARE: 70,
-  /** A second SIGTERM/SIGINT during the drain. */
-  INTERRUPTED: 130,
-} as const;
+export { EXIT, SERVE_EXIT_CODES } from './exit-codes.js';
 
 type CommonConfig = ConfigOf<ReturnType<typeof commonServeOptions>>;
 type CommandConfig = ConfigOf<ReturnType<typeof commonCommandOptions>>;
@@ -51,8 +50,8 @@ export interface ServeContext<C> {
   sources: Record<string, 'flag' | 'env' | 'default'>;
   log: Logger;
   metrics: Metrics;
-  /** The endpoints to listen on, from --host/--port/--listen. */
-  endpoints: Endpoint[];
+  /** The endpoints to listen on, from --host/--port/--listen; `fd:`/`systemd:` ones are sockets passed to us. */
+  endpoints: ListenEndpoint[];
   /** Tracks open TCP connections (drain, limits, metrics). */
   connections: ConnectionTracker;
   /** True in a worker process started by `--workers`: listen with `reusePort` when `reusePort` is true. */
@@ -120,8 +119,11 @@ export interface RuntimeCommandDef<S extends Schema> extends CommandBase<S> {
   run(input: RuntimeCommandInput<S>): Promise<number>;
 }
 
-/** A command other than `serve` (client, check, watch, demo): returns its exit code. */
-export type CommandDef<S extends Schema> = PlainCommandDef<S> | RuntimeCommandDef<S>;
+/**
+ * A command other than `serve`: a plain one (demo), a long-running one (watch), or a client or check command
+ * (`defineClientCommand`, client-command.ts). Each returns its exit code.
+ */
+export type CommandDef<S extends Schema> = PlainCommandDef<S> | RuntimeCommandDef<S> | ClientCommandDef<S>;
 
 export interface ServiceDefinition<S extends Schema> {
   /** The bin name, e.g. `echo-tcp`. */
@@ -141,7 +143,7 @@ export interface ServiceDefinition<S extends Schema> {
    */
   transport?: Transport;
   serve(ctx: ServeContext<ConfigOf<S>>): Promise<RunningService>;
-  /** Other subcommands, e.g. `client` and `check`. */
+  /** Other subcommands, e.g. `client` and `check` (declared with `defineClientCommand`). */
   commands?: Record<string, CommandDef<Schema>>;
 }
 
@@ -178,18 +180,26 @@ export async function runService<S extends Schema>(
   const commandName = first !== undefined && (first === 'serve' || Object.hasOwn(commands, first)) ? first : 'serve';
   const rest = commandName === first ? argv.slice(1) : argv;
 
+  if (rest.includes('--man')) {
+    process.stdout.write(
+      formatManPage(def as unknown as ServiceDefinition<Schema>, {
+        schemaOf: (name, c) => commandSchema(def.envPrefix, name, c),
+        exitCodesOf: (c) => ('client' in c ? CLIENT_EXIT_MEANINGS : (c.exitCodes ?? SERVE_EXIT_CODES)),
+      }),
+    );
+    process.exit(EXIT.OK);
+  }
   if (rest.includes('--version')) {
     process.stdout.write(`${def.name} ${def.version}\n`);
     process.exit(EXIT.OK);
   }
   const command = commandName === 'serve' ? undefined : commands[commandName];
   const schema: Schema = command
-    ? command.runtime
-      ? { ...commonCommandOptions(), ...command.options }
-      : command.options
+    ? commandSchema(def.envPrefix, commandName, command)
     : { ...commonServeOptions(def.defaultPort), ...def.options };
   if (rest.includes('--help') || rest.includes('-h')) {
-    const extra = `Commands: ${names.join(', ')} (default: serve). Run \`${def.name} COMMAND --help\` for each.\n${exitCodeLine(command?.exitCodes)}`;
+    const codes = command && 'client' in command ? formatClientExitCodes() : exitCodeLine(command?.exitCodes);
+    const extra = `Commands: ${names.join(', ')} (default: serve). Run \`${def.name} COMMAND --help\` for each.\n${codes}`;
     process.stdout.write(
       formatHelp(schema, {
         usage: `${def.name} ${commandName}${command?.args ? ` ${command.args}` : ''} [options]`,
@@ -213,6 +223,12 @@ export async function runService<S extends Schema>(
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${def.name}: ${err.message}\n`);
+      // A script that asked for JSON gets JSON, also when the command line itself is wrong.
+      if (command && 'client' in command && jsonRequested(schema, rest, env)) {
+        const result = clientResult({}, { exitCode: CLIENT_EXIT.USAGE, elapsedMs: 0, timeoutMs: null, error: err });
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+        await flushed(process.stdout);
+      }
       process.exit(EXIT.USAGE);
     }
     throw err;
@@ -221,9 +237,19 @@ export async function runService<S extends Schema>(
   if (command) {
     let code: number;
     try {
-      code = command.runtime
-        ? await runRuntimeCommand(def, commandName, command, schema, parsed)
-        : await command.run({ config: parsed.values, positionals: parsed.positionals });
+      if ('client' in command) {
+        warnUnknownVariables(def, parsed.unknownEnv, (line) =>
+          process.stderr.write(`${def.name} ${commandName}: ${line}\n`),
+        );
+        code = await runClientCommand(`${def.name} ${commandName}`, command, {
+          config: parsed.values,
+          positionals: parsed.positionals,
+          defaultPort: def.defaultPort,
+        });
+      } else
+        code = command.runtime
+          ? await runRuntimeCommand(def, commandName, command, schema, parsed)
+          : await command.run({ config: parsed.values, positionals: parsed.positionals });
     } catch (err) {
       process.stderr.write(`${def.name} ${commandName}: ${(err as Error).message}\n`);
       code = err instanceof ConfigError ? EXIT.USAGE : EXIT.FAILURE;
@@ -235,12 +261,47 @@ export async function runService<S extends Schema>(
   await serve(def, parsed as unknown as ParsedConfig<S>);
 }
 
+/**
+ * The settings a command is parsed with: a client command's own plus `--json`, with `PREFIX_<COMMAND>_*` variables;
+ * a `runtime: true` command's plus the common logging and admin ones; a plain command's as declared.
+ */
+function commandSchema(prefix: string, name: string, command: CommandDef<Schema>): Schema {
+  if ('client' in command) return clientCommandSchema(prefix, name, command.options);
+  return command.runtime ? { ...commonCommandOptions(), ...command.options } : command.options;
+}
+
+/**
+ * Warns about `PREFIX_*` variables that no command of the service reads (typos, or names a release dropped), naming
+ * the variable a command does read under the same setting: `DAYTIME_TCP_TIMEOUT` -> `DAYTIME_TCP_CLIENT_TIMEOUT`.
+ */
+function warnUnknownVariables<S extends Schema>(
+  def: ServiceDefinition<S>,
+  unknownEnv: readonly string[],
+  warn: (message: string, variable: string) => void,
+): void {
+  const known = new Set<string>();
+  const schemas: Schema[] = [{ ...commonServeOptions(def.defaultPort), ...def.options }];
+  for (const [name, command] of Object.entries(def.commands ?? {})) {
+    schemas.push(commandSchema(def.envPrefix, name, command));
+  }
+  for (const schema of schemas) {
+    for (const [key, opt] of Object.entries(schema)) known.add(envName(def.envPrefix, key, opt) ?? '');
+  }
+  const scopes = Object.keys(def.commands ?? {}).map(
+    (name) => `${def.envPrefix}_${name.toUpperCase().replace(/-/g, '_')}_`,
+  );
+  for (const variable of unknownEnv) {
+    if (known.has(variable)) continue;
+    const setting = variable.slice(def.envPrefix.length + 1);
+    const renamed = scopes.map((scope) => `${scope}${setting}`).filter((k) => known.has(k));
+    const hint = renamed.length > 0 ? ` (did you mean ${renamed.join(' or ')}?)` : '';
+    warn(`${variable} matches no setting of ${def.name} and is ignored${hint}`, variable);
+  }
+}
+
 /** The `Exit codes:` line of a `--help`: the command's own, else the runtime's (which `serve` uses). */
 function exitCodeLine(codes: Record<number, string> | undefined): string {
-  if (codes === undefined) {
-    return 'Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 70 uncaught error, 130 interrupted during drain.';
-  }
-  const entries = Object.entries(codes).sort(([a], [b]) => Number(a) - Number(b));
+  const entries = Object.entries(codes ?? SERVE_EXIT_CODES).sort(([a], [b]) => Number(a) - Number(b));
   return `Exit codes: ${entries.map(([code, what]) => `${code} ${what}`).join(', ')}.`;
 }
 
@@ -346,14 +407,8 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
       },
       'starting',
     );
-    // Variables of the other commands (a client's ECHO_TCP_TIMEOUT) are known too, just not to `serve`.
-    const otherCommands = new Set(
-      Object.values(def.commands ?? {}).flatMap((c) =>
-        Object.entries(c.options).map(([key, opt]) => envName(def.envPrefix, key, opt)),
-      ),
-    );
-    for (const name of parsed.unknownEnv.filter((n) => !otherCommands.has(n)))
-      log.warn({ variable: name }, `${name} matches no setting of ${def.name} and is ignored`);
+    // Variables of the other commands (a health check's ECHO_TCP_CHECK_TIMEOUT) are known too, just not to `serve`.
+    warnUnknownVariables(def, parsed.unknownEnv, (message, variable) => log.warn({ variable }, message));
   }
   // Past the descriptor limit libuv drops connections silently (see rlimit.ts): lower the limit to what can be kept,
   // with one warning (the primary of --workers warns, its workers log at debug).
@@ -361,7 +416,7 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
   if (transport !== 'udp' && typeof withLimit.maxConnections === 'number') {
     withLimit.maxConnections = effectiveMaxConnections(withLimit.maxConnections, log);
   }
-  let endpoints: Endpoint[];
+  let endpoints: ListenEndpoint[];
   try {
     // A worker under SO_REUSEPORT gets the primary's concrete endpoints (its port 0 made one free port for all).
     const fromPrimary = isWorker ? process.env.NET_WORKER_ENDPOINTS : undefined;
@@ -373,13 +428,22 @@ async function serve<S extends Schema>(def: ServiceDefinition<S>, parsed: Parsed
     process.exit(EXIT.USAGE);
   }
 
+  const activated = endpoints.filter(isActivated);
+  if (def.workers && workerCount > 1 && activated.length > 0) {
+    // A passed socket is one descriptor of this process: SO_REUSEPORT workers each bind their own socket, and
+    // node:cluster cannot hand a descriptor it did not open to its workers.
+    process.stderr.write(
+      `${def.name}: --workers ${workerCount} cannot share ${activated.map(formatListenEndpoint).join(', ')}: run one process per passed socket (--workers 1), or let the workers bind --listen addresses themselves\n`,
+    );
+    process.exit(EXIT.USAGE);
+  }
   if (def.workers && workerCount > 1 && !isWorker) {
     await runSupervisor({
       def: def as unknown as ServiceDefinition<never>,
       config,
       log,
       workerCount,
-      endpoints,
+      endpoints: endpoints.filter((e): e is Endpoint => !isActivated(e)),
       startup,
     });
     return;

@@ -42,6 +42,8 @@ interface Libc {
   if_nametoindex(name: string): number;
   /** getrlimit(resource, struct rlimit *): two rlim_t (64-bit on every Linux ABI we support). */
   getrlimit(resource: number, limits: Buffer): number;
+  /** fcntl(fd, cmd, ...): variadic, so each extra argument is passed as a type name and a value (koffi). */
+  fcntl(fd: number, cmd: number, ...typedArgs: unknown[]): number;
   errno(): number;
 }
 
@@ -103,6 +105,7 @@ export function loadLibc(option: string): Libc {
     inet_pton: lib.func('int inet_pton(int family, const char *source, void *destination)'),
     if_nametoindex: lib.func('uint32_t if_nametoindex(const char *name)'),
     getrlimit: lib.func('int getrlimit(int resource, void *limits)'),
+    fcntl: lib.func('int fcntl(int fd, int cmd, ...)'),
     errno: () => koffi.errno(),
   };
   return libc;

@@ -1,12 +1,12 @@
 /**
  * Process lifecycle: readiness, the admin endpoint, SIGTERM/SIGINT drain, and the `--workers` supervisor.
  *
- * Drain (one process): mark not ready (so /readyz answers 503 and load balancers stop sending), stop accepting,
- * let open connections finish for the drain period, close what remains, exit 0. A second signal exits at once
- * with 130. Workers: a cluster primary forks N workers that each run the service; with SO_REUSEPORT (Node >= 22.12)
- * each worker owns a listening socket and the kernel spreads connections and datagrams, else node:cluster shares
- * the primary's sockets: its primary accepts TCP connections and hands them round-robin, while a UDP socket is
- * one socket read by every worker. A dead worker takes only its own connections with it and is restarted.
+ * Drain (one process): mark not ready (so /readyz answers 503 and load balancers stop sending), keep serving for
+ * the drain delay (0 by default), stop accepting, let open connections finish for the drain period, close what
+ * remains, exit 0. A second signal exits at once with 130. Workers: a cluster primary forks N workers that each run
+ * the service; with SO_REUSEPORT (Node >= 22.12) each worker owns a listening socket and the kernel spreads
+ * connections and datagrams, else node:cluster shares the primary's sockets: its primary accepts TCP connections
+ * and hands them round-robin, while a UDP socket is one socket read by every worker. A dead worker takes only its own connections with it and is restarted.
  */
 import cluster, { type Worker } from 'node:cluster';
 import dgram from 'node:dgram';
@@ -27,6 +27,8 @@ interface LifecycleConfig {
   adminPort: number | undefined;
   adminHost: string;
   drainTimeout: number;
+  /** Seconds between the signal (not ready) and the drain (listeners closed); 0 by default. */
+  drainDelay: number;
   instance: string;
 }
 
@@ -82,6 +84,18 @@ export async function runDrain(input: {
     }
     draining = true;
     readiness.ready = false;
+    // --drain-delay: /readyz is 503 from now on, but the listeners keep accepting and serving, so a load balancer
+    // that polls /readyz (HAProxy's check, a Kubernetes readiness probe) takes this instance out of rotation before
+    // its listeners close. Closing a listener resets the connections still in its accept queue (listen(2): they
+    // were never accepted), so without the delay a balancer that has not noticed yet loses every connection it
+    // sends in the meantime.
+    if (config.drainDelay > 0) {
+      log.info(
+        { signal: reason, drainDelay: config.drainDelay, open: connections.size },
+        'not ready: still serving for the drain delay, then draining',
+      );
+      await sleep(config.drainDelay * 1000);
+    }
     log.info(
       { signal: reason, drainTimeout: config.drainTimeout, open: connections.size },
       'draining: not accepting; open connections may finish',
@@ -348,14 +362,19 @@ export async function runSupervisor(input: {
     }
     draining = true;
     readiness.ready = false;
-    log.info({ signal, drainTimeout: config.drainTimeout, workers: workers.size }, 'draining: stopping workers');
+    log.info(
+      { signal, drainTimeout: config.drainTimeout, drainDelay: config.drainDelay, workers: workers.size },
+      'draining: stopping workers',
+    );
     const exited = [...workers.values()].map((w) => new Promise((resolve) => w.once('exit', resolve)));
     for (const w of workers.values()) w.process.kill('SIGTERM');
     // Workers enforce the drain period themselves; the margin covers their close() and exit.
     const timer = new AbortController();
     const done = await Promise.race([
       Promise.all(exited).then(() => true),
-      sleep(config.drainTimeout * 1000 + 5000, false, { signal: timer.signal }).catch(() => false),
+      sleep((config.drainDelay + config.drainTimeout) * 1000 + 5000, false, { signal: timer.signal }).catch(
+        () => false,
+      ),
     ]);
     timer.abort();
     if (!done) {

@@ -5,10 +5,19 @@
  */
 import dgram from 'node:dgram';
 import dns from 'node:dns/promises';
-import { type Endpoint, formatEndpoint, toEndpoint } from './endpoint.js';
-import { BadEndpointError } from './errors.js';
+import {
+  type ActivatedEndpoint,
+  type Endpoint,
+  formatEndpoint,
+  formatListenEndpoint,
+  isActivated,
+  type ListenEndpoint,
+  toListenEndpoint,
+} from './endpoint.js';
+import { BadEndpointError, SocketActivationError } from './errors.js';
 import { toBindError } from './listen.js';
 import { bindUdpReusePort } from './reuse-port.js';
+import { activatedSocket } from './socket-activation.js';
 
 /** Options of {@link bindUdp}. */
 export interface BindUdpOptions {
@@ -47,9 +56,15 @@ export interface BoundUdpSocket {
  *   shared with `listen`, says how to fix it).
  * @throws {SocketOptionUnsupportedError} `NET_ERR_SOCKOPT_UNSUPPORTED` with `reusePort` where SO_REUSEPORT is not
  *   available.
+ * @throws {SocketActivationError} `NET_ERR_SOCKET_ACTIVATION` for an `fd:`/`systemd:` endpoint that was not passed,
+ *   is not open, or is not a datagram socket (a TCP socket given to a UDP service).
  */
-export async function bindUdp(endpoint: Endpoint | string, options: BindUdpOptions = {}): Promise<BoundUdpSocket> {
-  const requested = toEndpoint(endpoint);
+export async function bindUdp(
+  endpoint: ListenEndpoint | string,
+  options: BindUdpOptions = {},
+): Promise<BoundUdpSocket> {
+  const requested = toListenEndpoint(endpoint);
+  if (isActivated(requested)) return adoptActivated(requested, options);
   const label = formatEndpoint(requested);
   switch (requested.kind) {
     case 'unix':
@@ -84,6 +99,37 @@ export async function bindUdp(endpoint: Endpoint | string, options: BindUdpOptio
   }
 }
 
+/**
+ * A datagram socket the process was given (socket activation): dgram's `bind({ fd })` adopts it as it is bound
+ * (checked on Node 20 and 24). Its family, read with SO_DOMAIN, picks `udp4` or `udp6`, which decides how dgram
+ * reads destination addresses. SO_REUSEPORT does not apply: the socket is bound already.
+ */
+async function adoptActivated(requested: ActivatedEndpoint, options: BindUdpOptions): Promise<BoundUdpSocket> {
+  const label = formatListenEndpoint(requested);
+  const { fd, family } = activatedSocket(requested, 'udp');
+  if (family === 'unix') {
+    throw new SocketActivationError(label, `descriptor ${fd} is a Unix datagram socket; UDP needs an IP one`);
+  }
+  const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6' });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind({ fd }, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    try {
+      socket.close();
+    } catch {}
+    throw new SocketActivationError(label, `dgram cannot adopt descriptor ${fd} (${(err as Error).message})`, {
+      cause: err,
+    });
+  }
+  return describeBound(socket, options);
+}
+
 async function bindOnce(
   address: string,
   type: 'udp4' | 'udp6',
@@ -116,6 +162,13 @@ async function bindOnce(
     } catch {}
     throw toBindError(err, bindTo, `${label}/udp`);
   }
+  return describeBound(socket, {});
+}
+
+/** Sizes the buffers asked for (only a bound socket has them) and reads back what the kernel made of it all. */
+function describeBound(socket: dgram.Socket, options: BindUdpOptions): BoundUdpSocket {
+  if (options.recvBufferSize !== undefined) socket.setRecvBufferSize(options.recvBufferSize);
+  if (options.sendBufferSize !== undefined) socket.setSendBufferSize(options.sendBufferSize);
   const bound = socket.address();
   const text = bound.family === 'IPv6' || bound.address.includes(':') ? `[${bound.address}]` : bound.address;
   return {

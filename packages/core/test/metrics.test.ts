@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { AggregatorRegistry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { METRICS, Metrics } from '../src/index.js';
@@ -32,27 +33,61 @@ describe('METRICS, the shared metric contract', () => {
       for (const label of d.labels) expect(label).not.toMatch(/peer|addr|ip|port/);
     }
   });
+
+  it('declares no label that a scraper sets on its targets (it would arrive renamed exported_<label>)', () => {
+    // Prometheus: job, instance; the Prometheus Operator: also service, namespace, pod, container, endpoint.
+    const targetLabels = ['job', 'instance', 'service', 'namespace', 'pod', 'container', 'endpoint'];
+    for (const [name, d] of Object.entries(METRICS)) {
+      for (const label of d.labels) expect(targetLabels, `${name} has the label ${label}`).not.toContain(label);
+    }
+  });
 });
 
 describe('Metrics', () => {
-  it('renders each used metric with HELP, TYPE and the service and instance labels', async () => {
+  it('renders each used metric with HELP and TYPE and without labels of its own', async () => {
     const m = metrics();
     m.counter('net_connections_total').inc(3);
     m.counter('net_errors_total').inc({ code: 'ECONNRESET' });
     const text = await m.render();
     expect(text).toContain('# HELP net_connections_total Connections accepted');
     expect(text).toContain('# TYPE net_connections_total counter');
-    expect(samples(text, 'net_connections_total')).toEqual(['net_connections_total{service="demo",instance="i-1"} 3']);
-    expect(samples(text, 'net_errors_total')).toEqual([
-      'net_errors_total{code="ECONNRESET",service="demo",instance="i-1"} 1',
-    ]);
+    expect(samples(text, 'net_connections_total')).toEqual(['net_connections_total 3']);
+    expect(samples(text, 'net_errors_total')).toEqual(['net_errors_total{code="ECONNRESET"} 1']);
   });
 
   it('carries net_build_info with the version and Node version', async () => {
     const text = await metrics().render();
-    expect(samples(text, 'net_build_info')).toEqual([
-      `net_build_info{version="1.2.3",node="${process.version}",service="demo",instance="i-1"} 1`,
+    expect(samples(text, 'net_build_info')).toEqual([`net_build_info{version="1.2.3",node="${process.version}"} 1`]);
+  });
+
+  it('tells the service name, its instance and version once, in net_service_info', async () => {
+    const text = await metrics().render();
+    expect(samples(text, 'net_service_info')).toEqual([
+      'net_service_info{service_name="demo",service_instance_id="i-1",service_version="1.2.3"} 1',
     ]);
+    const others = text.split('\n').filter((l) => !l.startsWith('#') && !l.startsWith('net_service_info'));
+    expect(others.filter((l) => /i-1|"demo"/.test(l))).toEqual([]);
+  });
+
+  it('presets a labelled counter at 0 for every combination of the given values', async () => {
+    const m = metrics();
+    const rejected = m.preset('net_connections_rejected_total', { reason: ['max_connections', 'pending_queue_full'] });
+    expect(rejected).toBe(m.counter('net_connections_rejected_total'));
+    rejected.inc({ reason: 'max_connections' });
+    expect(samples(await m.render(), 'net_connections_rejected_total')).toEqual([
+      'net_connections_rejected_total{reason="max_connections"} 1',
+      'net_connections_rejected_total{reason="pending_queue_full"} 0',
+    ]);
+  });
+
+  it('refuses a preset that names other labels than the declared ones, or no value', () => {
+    const m = metrics();
+    expect(() => m.preset('net_limit_hits_total', { reason: ['x'] } as unknown as { limit: string[] })).toThrow(
+      'metric net_limit_hits_total has the labels [limit]; preset was given [reason]',
+    );
+    expect(() => m.preset('net_limit_hits_total', { limit: [] })).toThrow(
+      'metric net_limit_hits_total: preset needs at least one value of limit',
+    );
   });
 
   it('exposes only the metrics a service used, plus process metrics when asked', async () => {
@@ -63,6 +98,27 @@ describe('Metrics', () => {
     expect(full).toContain('# TYPE process_cpu_user_seconds_total counter');
     expect(full).toContain('# TYPE nodejs_eventloop_lag_seconds gauge');
   });
+
+  it('drops the process gauges prom-client also names with _total, keeping their suffix-less twins', async () => {
+    const full = await metrics({ processMetrics: true }).render();
+    for (const name of ['nodejs_active_handles', 'nodejs_active_requests', 'nodejs_active_resources']) {
+      expect(full).toContain(`# TYPE ${name} gauge`);
+      expect(full).not.toContain(`${name}_total`);
+    }
+  });
+
+  it.skipIf(spawnSync('sh', ['-c', 'command -v promtool'], { stdio: 'ignore' }).status !== 0)(
+    'renders text that promtool check metrics accepts (skipped without promtool)',
+    async () => {
+      const m = metrics({ processMetrics: true });
+      m.preset('net_limit_hits_total', { limit: ['idle_timeout'] });
+      m.counter('net_errors_total').inc({ code: 'ECONNRESET' });
+      m.histogram('net_connection_duration_seconds').observe(0.2);
+      const r = spawnSync('promtool', ['check', 'metrics'], { input: await m.render(), encoding: 'utf8' });
+      expect(r.stdout + r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    },
+  );
 
   it('returns the same metric on every call', () => {
     const m = metrics();
@@ -84,15 +140,11 @@ describe('Metrics', () => {
     bytes = 1500;
     open = 2;
     let text = await m.render();
-    expect(samples(text, 'net_received_bytes_total')).toEqual([
-      'net_received_bytes_total{service="demo",instance="i-1"} 1500',
-    ]);
-    expect(samples(text, 'net_connections_open')).toEqual(['net_connections_open{service="demo",instance="i-1"} 2']);
+    expect(samples(text, 'net_received_bytes_total')).toEqual(['net_received_bytes_total 1500']);
+    expect(samples(text, 'net_connections_open')).toEqual(['net_connections_open 2']);
     bytes = 4000;
     text = await m.render();
-    expect(samples(text, 'net_received_bytes_total')).toEqual([
-      'net_received_bytes_total{service="demo",instance="i-1"} 4000',
-    ]);
+    expect(samples(text, 'net_received_bytes_total')).toEqual(['net_received_bytes_total 4000']);
   });
 
   it('refuses a reader declared after the metric was used, and a histogram reader', () => {
@@ -106,8 +158,8 @@ describe('Metrics', () => {
     const m = metrics();
     m.histogram('net_connection_duration_seconds').observe(0.5);
     const text = await m.render();
-    expect(text).toContain('net_connection_duration_seconds_bucket{le="1",service="demo",instance="i-1"} 1');
-    expect(text).toContain('net_connection_duration_seconds_bucket{le="0.1",service="demo",instance="i-1"} 0');
+    expect(text).toContain('net_connection_duration_seconds_bucket{le="1"} 1');
+    expect(text).toContain('net_connection_duration_seconds_bucket{le="0.1"} 0');
   });
 
   it('aggregates across workers: counters sum, net_build_info stays 1', async () => {
@@ -116,7 +168,10 @@ describe('Metrics', () => {
     workers[1]?.counter('net_connections_total').inc(5);
     const json = await Promise.all(workers.map((w) => w.registry.getMetricsAsJSON()));
     const text = await AggregatorRegistry.aggregate(json).metrics();
-    expect(samples(text, 'net_connections_total')).toEqual(['net_connections_total{service="demo",instance="i-1"} 7']);
+    expect(samples(text, 'net_connections_total')).toEqual(['net_connections_total 7']);
     expect(samples(text, 'net_build_info')[0]).toMatch(/ 1$/);
+    expect(samples(text, 'net_service_info')).toEqual([
+      'net_service_info{service_name="demo",service_instance_id="i-1",service_version="1.2.3"} 1',
+    ]);
   });
 });

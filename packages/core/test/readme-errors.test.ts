@@ -10,7 +10,7 @@ const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 function documentedCodes(): Map<string, string> {
   const section = readme.split(/^## Error codes$/m)[1]?.split(/^## /m)[0] ?? '';
   const rows = new Map<string, string>();
-  for (const match of section.matchAll(/^\| `(NET_ERR_\w+)` \| `(\w+)`/gm)) rows.set(match[1], match[2]);
+  for (const [, code = '', name = ''] of section.matchAll(/^\| `(NET_ERR_\w+)` \| `(\w+)`/gm)) rows.set(code, name);
   return rows;
 }
 
@@ -21,11 +21,11 @@ function documentedCodes(): Map<string, string> {
 function thrownCodes(): Map<string, string> {
   const source = readFileSync(new URL('../src/errors.ts', import.meta.url), 'utf8');
   const codes = new Map<string, string>();
-  for (const match of source.matchAll(
+  for (const [, name = '', code = ''] of source.matchAll(
     /^export class (\w+) extends NetError \{\n(?:.*\n)*?\s+override code = '(NET_ERR_\w+)'/gm,
   )) {
-    expect(codes.has(match[2]), `${match[2]} is declared twice`).toBe(false);
-    codes.set(match[2], match[1]);
+    expect(codes.has(code), `${code} is declared twice`).toBe(false);
+    codes.set(code, name);
   }
   return codes;
 }

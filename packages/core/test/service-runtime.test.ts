@@ -235,7 +235,7 @@ describe('command line', () => {
     );
     for (const r of runs) {
       expect(r.exit, r.args.join(' ')).toEqual({ code: 2, signal: null });
-      expect(r.stderr).toBe(`tiny-echo: unknown command "${r.args[0]}": commands are serve, watch\n`);
+      expect(r.stderr).toBe(`tiny-echo: unknown command "${r.args[0]}": commands are serve, ping, watch\n`);
       expect(r.raw).toEqual([]);
     }
   });
@@ -266,10 +266,10 @@ describe('admin endpoint', () => {
     expect(m.value('net_connections_total')).toBe(1);
     expect(m.value('net_received_bytes_total')).toBe(3);
     expect(m.value('net_sent_bytes_total')).toBe(3);
-    expect(m.families.find((f) => f.name === 'net_build_info')?.metrics[0]?.labels).toMatchObject({
-      version: '9.8.7',
-      service: 'tiny-echo',
-      instance: 'box-1',
+    expect(m.families.find((f) => f.name === 'net_service_info')?.metrics[0]?.labels).toEqual({
+      service_name: 'tiny-echo',
+      service_instance_id: 'box-1',
+      service_version: '9.8.7',
     });
     expect(m.families.some((f) => f.name === 'process_resident_memory_bytes')).toBe(true);
     s.destroy();
@@ -506,9 +506,9 @@ describe('runtime: true commands', () => {
     const m = await scrape(admin);
     expect(m.value('net_ready')).toBe(1);
     expect(m.value('net_watch_reconnects_total')).toBe(1);
-    expect(m.families.find((f) => f.name === 'net_build_info')?.metrics[0]?.labels).toMatchObject({
-      version: '9.8.7',
-      instance: 'w-1',
+    expect(m.families.find((f) => f.name === 'net_service_info')?.metrics[0]?.labels).toMatchObject({
+      service_version: '9.8.7',
+      service_instance_id: 'w-1',
     });
     p.child.kill('SIGTERM');
     expect(await p.exited).toEqual({ code: 7, signal: null });
@@ -524,5 +524,146 @@ describe('runtime: true commands', () => {
     expect((await get(`${admin}/readyz`)).status).toBe(503);
     p.child.kill('SIGINT');
     expect(await p.exited).toEqual({ code: 130, signal: null });
+  });
+});
+
+describe('client commands (defineClientCommand)', () => {
+  /** Runs `tiny-echo ping ...` to its exit. */
+  async function ping(args: string[], env: Record<string, string> = {}) {
+    const p = run(['ping', ...args], env);
+    const exit = await p.exited;
+    return { ...exit, stdout: p.raw.join('\n'), stderr: p.stderr() };
+  }
+  /** A TCP server on loopback that accepts and never answers; closed with its connections by the returned function. */
+  async function silentServer(): Promise<{ port: number; close(): void }> {
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((s) => sockets.push(s));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      port: (server.address() as net.AddressInfo).port,
+      close() {
+        for (const s of sockets) s.destroy();
+        server.close();
+      },
+    };
+  }
+  async function closedPort(): Promise<number> {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+
+  it('ends --help with the one exit-code table and names every variable PREFIX_<COMMAND>_<SETTING>', async () => {
+    const help = await ping(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/--timeout\s.*Env: TINY_ECHO_PING_TIMEOUT\. Default: 5\./);
+    expect(help.stdout).toMatch(/--json\s.*Env: TINY_ECHO_PING_JSON\. Default: false\./);
+    const table = help.stdout.slice(help.stdout.indexOf('Exit codes'));
+    const codes = [...table.matchAll(/^ {2}(\d+)\s/gm)].map((m) => Number(m[1]));
+    expect(codes).toEqual([0, 1, 2, 68, 69, 70, 75, 76]);
+    expect(help.stdout.trimEnd().endsWith('(EX_PROTOCOL)')).toBe(true);
+  });
+
+  it('exits 0 against the echo, and with --json prints one object with result, exitCode, target, elapsedMs and the answer', async () => {
+    const s = await start([]);
+    const [text, json] = await Promise.all([ping([`127.0.0.1:${s.port}`]), ping([`127.0.0.1:${s.port}`, '--json'])]);
+    expect(text).toMatchObject({ code: 0, stderr: '' });
+    expect(text.stdout).toBe(`pong from 127.0.0.1:${s.port}`);
+    expect(json.code).toBe(0);
+    const result = JSON.parse(json.stdout) as Record<string, unknown>;
+    expect(result).toMatchObject({
+      result: 'ok',
+      exitCode: 0,
+      target: `127.0.0.1:${s.port}`,
+      timeoutMs: 5000,
+      answer: 'ping\n',
+    });
+    expect(Object.keys(result).slice(0, 5)).toEqual(['result', 'exitCode', 'target', 'elapsedMs', 'timeoutMs']);
+    expect(result.elapsedMs).toBeGreaterThan(0);
+    expect(result).not.toHaveProperty('error');
+  });
+
+  it('exits 69 when refused, 75 when the peer never answers (timeout from its variable), 2 on a bad target', async () => {
+    const silent = await silentServer();
+    try {
+      const port = await closedPort();
+      const [refused, timeout, usage] = await Promise.all([
+        ping([`127.0.0.1:${port}`, '--json']),
+        ping([`127.0.0.1:${silent.port}`, '--json'], { TINY_ECHO_PING_TIMEOUT: '0.2' }),
+        ping(['127.0.0.1:70000', '--json']),
+      ]);
+      expect(refused.code).toBe(69);
+      expect(JSON.parse(refused.stdout)).toMatchObject({
+        result: 'error',
+        exitCode: 69,
+        target: `127.0.0.1:${port}`,
+        error: { code: 'NET_ERR_CONNECT', message: expect.stringContaining('ECONNREFUSED') },
+      });
+      expect(refused.stderr).toMatch(/^tiny-echo ping: cannot connect to 127\.0\.0\.1:\d+: .*ECONNREFUSED\n$/);
+      expect(timeout.code).toBe(75);
+      expect(JSON.parse(timeout.stdout)).toMatchObject({
+        exitCode: 75,
+        timeoutMs: 200,
+        error: { code: 'NET_ERR_TIMEOUT' },
+      });
+      expect(usage.code).toBe(2);
+      expect(JSON.parse(usage.stdout)).toMatchObject({
+        exitCode: 2,
+        target: null,
+        error: { code: 'NET_ERR_BAD_ENDPOINT' },
+      });
+    } finally {
+      silent.close();
+    }
+  });
+
+  it('defaults to the service’s own local endpoint, 127.0.0.1 and its default port', async () => {
+    const r = await ping(['--json', '--timeout', '0.5']);
+    // Nothing listens on the fixture's default port 17007 during the tests: refused, but at that target.
+    expect(JSON.parse(r.stdout)).toMatchObject({ target: '127.0.0.1:17007' });
+  });
+
+  it('prints JSON with exit code 2 also when a flag or variable does not parse, and one line on stderr', async () => {
+    const [flag, variable, noJson] = await Promise.all([
+      ping(['--json', '--timeout', 'soon']),
+      ping(['--timeout', '-1'], { TINY_ECHO_PING_JSON: 'yes' }),
+      ping(['--timeout', 'soon']),
+    ]);
+    for (const r of [flag, variable]) {
+      expect(r.code).toBe(2);
+      expect(JSON.parse(r.stdout)).toMatchObject({
+        result: 'error',
+        exitCode: 2,
+        target: null,
+        timeoutMs: null,
+        error: { code: 'NET_ERR_BAD_CONFIG', message: expect.stringContaining('--timeout') },
+      });
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+    expect(noJson.code).toBe(2);
+    expect(noJson.stdout).toBe('');
+  });
+
+  it('warns on stderr about a variable no command reads, naming the one a client command reads', async () => {
+    const s = await start([]);
+    const r = await ping([`127.0.0.1:${s.port}`], { TINY_ECHO_TIMEOUT: '3' });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(
+      'tiny-echo ping: TINY_ECHO_TIMEOUT matches no setting of tiny-echo and is ignored (did you mean TINY_ECHO_PING_TIMEOUT?)\n',
+    );
+    // serve knows the client's variables and does not warn about them; a dropped name it warns about, with the hint.
+    const [served, old] = await Promise.all([
+      start([], { TINY_ECHO_PING_TIMEOUT: '3' }),
+      start([], { TINY_ECHO_TIMEOUT: '3' }),
+    ]);
+    expect(served.lines.filter((l) => l.level === 40)).toEqual([]);
+    expect(old.lines.filter((l) => l.level === 40).map((l) => [l.variable, l.msg])).toEqual([
+      [
+        'TINY_ECHO_TIMEOUT',
+        'TINY_ECHO_TIMEOUT matches no setting of tiny-echo and is ignored (did you mean TINY_ECHO_PING_TIMEOUT?)',
+      ],
+    ]);
   });
 });

@@ -27,7 +27,9 @@ export function serviceContract(options: ServiceContractOptions): void {
     for (const rule of RULES) {
       const name = `rule ${rule.id}: ${rule.title}`;
       const reason = skip?.[rule.id];
+      const unavailable = reason === undefined ? rule.unavailable?.() : undefined;
       if (reason !== undefined) it.skip(`${name} [not met: ${reason}]`, () => {});
+      else if (unavailable !== undefined) it.skip(`${name} [cannot check here: ${unavailable}]`, () => {});
       else it(name, { timeout: rule.timeoutMs }, () => rule.check(target));
     }
   });

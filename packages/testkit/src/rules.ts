@@ -11,10 +11,12 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { METRICS } from '@net/core';
+import { checkClients } from './client-rule.js';
 import { freePort } from './free-port.js';
 import { httpGet } from './http-get.js';
 import type { HeldWork, Probe, ProbeEndpoint } from './probe.js';
 import { sampleValue, scrapeMetrics } from './prometheus.js';
+import { promtoolCheckMetrics, promtoolUnavailable } from './promtool.js';
 import {
   type Exit,
   isReadyLine,
@@ -38,10 +40,15 @@ export interface ContractTarget {
   transport?: 'tcp' | 'udp';
   /** Arguments added to every `serve` start (e.g. a required setting). */
   extraArgs?: readonly string[];
+  /**
+   * The service's client and check commands (`['client', 'check']`), which rule 9 runs against loopback peers and
+   * the service itself, over `transport`. Every command named `client` or `check` must be listed.
+   */
+  clients?: readonly string[];
 }
 
 /** Numbers of the rules of docs/service-contract.md (7.5, a signal during start-up, has a test of its own). */
-export type RuleId = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 7.5 | 8;
+export type RuleId = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 7.5 | 8 | 9 | 10;
 
 /** One rule: its number, a title for the test name, and its check. */
 export interface Rule {
@@ -50,6 +57,11 @@ export interface Rule {
   check(target: ContractTarget): Promise<void>;
   /** Test timeout for this rule. */
   timeoutMs: number;
+  /**
+   * Why the rule cannot be checked on this machine (a tool it needs is missing), or undefined: the test is then
+   * skipped with that reason in its name, never passed.
+   */
+  unavailable?(): string | undefined;
 }
 
 /** The flags every service has (service-runtime `commonServeOptions`). */
@@ -63,6 +75,7 @@ export const COMMON_FLAGS = [
   'log-format',
   'instance',
   'drain-timeout',
+  'drain-delay',
 ] as const;
 
 const LOOPBACK = '127.0.0.1';
@@ -124,7 +137,9 @@ function helpRows(help: string): { flag: string; text: string }[] {
   const rows: { flag: string; text: string }[] = [];
   for (const line of help.split('\n')) {
     const m = /^\s+--([a-z0-9-]+)(?:,\s*-\w)?\s+(.*)$/.exec(line);
-    if (m && m[1] !== 'help' && m[1] !== 'version') rows.push({ flag: m[1] as string, text: m[2] as string });
+    // --help, --version and --man are the runtime's own, not settings: no variable, no default.
+    if (m && m[1] !== 'help' && m[1] !== 'version' && m[1] !== 'man')
+      rows.push({ flag: m[1] as string, text: m[2] as string });
   }
   return rows;
 }
@@ -207,7 +222,10 @@ function describeLines(lines: readonly LogLine[]): string {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-/** Rule 1: bin name, `serve` default, `--help` lists every flag with variable and default, `--version`. */
+/**
+ * Rule 1: bin name, `serve` default, `--help` lists every flag with variable and default and ends with the exit
+ * codes, `--version`, `--man` prints a manual page.
+ */
 export async function checkCommandLine(t: ContractTarget): Promise<void> {
   const pkg = packageOf(t.bin);
   const bins = typeof pkg.bin === 'string' ? { [pkg.name ?? '']: pkg.bin } : (pkg.bin ?? {});
@@ -217,10 +235,11 @@ export async function checkCommandLine(t: ContractTarget): Promise<void> {
   );
   const prefix = prefixOf(t);
   await inScope(async (scope) => {
-    const [help, serveHelp, version, plain] = await Promise.all([
+    const [help, serveHelp, version, man, plain] = await Promise.all([
       runToExit(t.bin, ['--help']),
       runToExit(t.bin, ['serve', '--help']),
       runToExit(t.bin, ['--version']),
+      runToExit(t.bin, ['--man']),
       // No subcommand at all: `serve` is the default.
       scope.start(t, ['--host', LOOPBACK, '--port', '0', ...(t.extraArgs ?? [])]),
     ]);
@@ -246,6 +265,12 @@ export async function checkCommandLine(t: ContractTarget): Promise<void> {
     assert.ok(
       version.stdout.split(/\s+/).includes(pkg.version),
       `--version must print the package version ${pkg.version} (printed: ${JSON.stringify(version.stdout)})`,
+    );
+    assert.match(help.stdout, /^Exit codes: 0 .*\.$/m, '--help must end with the exit codes ("Exit codes: 0 ...")');
+    assert.equal(man.code, 0, `--man must exit 0 (exited ${man.code}; stderr: ${man.stderr})`);
+    assert.ok(
+      man.stdout.startsWith(`.TH "${t.service.toUpperCase()}" 1 `) && man.stdout.includes('\n.SH EXIT STATUS\n'),
+      '--man must print a section-1 manual page (.TH NAME 1) with an EXIT STATUS section',
     );
     assert.ok(plain.port > 0, 'without a subcommand the bin must serve (the ready line must name a port)');
   });
@@ -379,10 +404,17 @@ export async function checkLogs(t: ContractTarget): Promise<void> {
   });
 }
 
-/** Rule 6: /healthz, /readyz, /metrics as valid Prometheus text with HELP and TYPE, process and shared metrics. */
+/** Labels Prometheus sets on every sample of a target: an exporter's own would arrive renamed `exported_<label>`. */
+const TARGET_LABELS = ['instance', 'job'] as const;
+
+/**
+ * Rule 6: /healthz, /readyz, /metrics as valid Prometheus text with HELP and TYPE, process and shared metrics, no
+ * target labels, the service's identity in net_service_info.
+ */
 export async function checkAdmin(t: ContractTarget): Promise<void> {
   await inScope(async (scope) => {
-    const s = await scope.start(t, serveArgs(t, '--admin-port', '0'));
+    const instance = 'contract-rule-6';
+    const s = await scope.start(t, serveArgs(t, '--admin-port', '0', '--instance', instance));
     assert.ok(s.adminUrl, 'the ready line must carry the admin URL (field "admin") when --admin-port is given');
     await t.probe(endpointOf(s));
     const [health, ready] = await Promise.all([httpGet(`${s.adminUrl}/healthz`), httpGet(`${s.adminUrl}/readyz`)]);
@@ -403,22 +435,42 @@ export async function checkAdmin(t: ContractTarget): Promise<void> {
       'process_cpu_user_seconds_total',
       'nodejs_eventloop_lag_seconds',
       'net_build_info',
+      'net_service_info',
       'net_ready',
     ]) {
       assert.ok(scrape.byName.has(name), `/metrics must carry ${name}`);
     }
     assert.equal(sampleValue(scrape, 'net_ready'), 1, 'net_ready must be 1 while ready');
+    const identity = scrape.byName.get('net_service_info')?.metrics ?? [];
+    assert.equal(identity.length, 1, 'net_service_info must have exactly one sample');
+    assert.deepEqual(
+      { ...identity[0]?.labels, value: identity[0]?.value },
+      {
+        service_name: t.service,
+        service_instance_id: instance,
+        service_version: packageOf(t.bin).version,
+        value: '1',
+      },
+      'net_service_info must be 1 with service_name, service_instance_id (--instance) and service_version',
+    );
     // Checked on the text: the parser drops the labels of histogram samples (it keys them by `le`).
-    const unlabelled = scrape.text
+    const targetLabel = new RegExp(`[{,](${TARGET_LABELS.join('|')})="`);
+    const labelled = scrape.text
       .split('\n')
-      .filter((l) => l !== '' && !l.startsWith('#'))
-      .filter((l) => !l.includes(`service="${t.service}"`) || !/[{,]instance="/.test(l))
+      .filter((l) => l !== '' && !l.startsWith('#') && targetLabel.test(l))
       .map((l) => l.slice(0, 120));
-    assert.deepEqual(unlabelled, [], `every sample must carry the labels service="${t.service}" and instance`);
+    assert.deepEqual(
+      labelled,
+      [],
+      `no sample may carry the labels ${TARGET_LABELS.join(' or ')}: the scraper sets them on its targets`,
+    );
   });
 }
 
-/** Rule 7: drain on SIGTERM/SIGINT; a second signal exits 130 at once; the drain period is a setting. */
+/**
+ * Rule 7: drain on SIGTERM/SIGINT; a second signal exits 130 at once; the drain period is a setting; with a drain
+ * delay, new connections are still served while /readyz says 503, and refused once the delay is over.
+ */
 export async function checkDrain(t: ContractTarget): Promise<void> {
   await inScope(async (scope) => {
     const finishes = async () => {
@@ -461,7 +513,22 @@ export async function checkDrain(t: ContractTarget): Promise<void> {
         `the end of the drain period must exit 0 (exited ${exit.code}, signal ${exit.signal})`,
       );
     };
-    await Promise.all([finishes(), secondSignal(), drainPeriod()]);
+    // 7.6: with --drain-delay, the listeners keep accepting while /readyz already says 503, then refuse.
+    const delayed = async () => {
+      const s = await scope.start(t, serveArgs(t, '--admin-port', '0', '--drain-delay', '2', '--drain-timeout', '20'));
+      s.kill('SIGTERM');
+      await waitForReadyz(s, 503, 3000, 'from the moment a drain starts (SIGTERM with --drain-delay 2)');
+      if (t.transport === 'udp') return;
+      await t
+        .probe(endpointOf(s))
+        .catch((err: Error) =>
+          assert.fail(`during --drain-delay new connections must still be served (${err.message})`),
+        );
+      await waitForRefusedConnect(s.port, 5000);
+      const exit = await exitWithin(s, 10_000, 'after the drain delay, with nothing in flight');
+      assert.equal(exit.code, 0, `a drain after its delay must exit 0 (exited ${exit.code}, signal ${exit.signal})`);
+    };
+    await Promise.all([finishes(), secondSignal(), drainPeriod(), delayed()]);
   });
 }
 
@@ -546,6 +613,22 @@ export async function checkCrash(t: ContractTarget): Promise<void> {
   });
 }
 
+/**
+ * Rule 10: the live /metrics, after the probe's traffic, passes Prometheus's own `promtool check metrics` (format
+ * and naming conventions: only counters end in `_total`, units in base units, HELP on every family).
+ */
+export async function checkPromtool(t: ContractTarget): Promise<void> {
+  await inScope(async (scope) => {
+    const s = await scope.start(t, serveArgs(t, '--admin-port', '0'));
+    assert.ok(s.adminUrl, 'the ready line must carry the admin URL (field "admin") when --admin-port is given');
+    await t.probe(endpointOf(s));
+    const res = await httpGet(`${s.adminUrl}/metrics`);
+    assert.equal(res.status, 200, `GET /metrics must answer 200 (answered ${res.status})`);
+    const { status, output } = await promtoolCheckMetrics(res.body);
+    assert.equal(status, 0, `promtool check metrics must accept /metrics (exit ${status}):\n${output.trim()}`);
+  });
+}
+
 /** Every rule in order. */
 export const RULES: readonly Rule[] = [
   { id: 1, title: '--help, --version, serve is the default subcommand', check: checkCommandLine, timeoutMs: 20_000 },
@@ -591,5 +674,19 @@ export const RULES: readonly Rule[] = [
     title: 'an uncaught error is logged once with its stack and exits 70',
     check: checkCrash,
     timeoutMs: 20_000,
+  },
+  {
+    id: 9,
+    title:
+      'client commands: shared exit codes (69 refused, 75 timeout), --json, the table in --help, PREFIX_<COMMAND>_ variables',
+    check: checkClients,
+    timeoutMs: 30_000,
+  },
+  {
+    id: 10,
+    title: '/metrics passes promtool check metrics',
+    check: checkPromtool,
+    timeoutMs: 30_000,
+    unavailable: promtoolUnavailable,
   },
 ];

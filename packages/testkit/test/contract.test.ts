@@ -7,4 +7,5 @@ serviceContract({
   service: 'tiny-echo',
   bin: fileURLToPath(new URL('../fixtures/echo.mjs', import.meta.url)),
   probe: echoProbe,
+  clients: ['check'],
 });

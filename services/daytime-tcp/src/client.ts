@@ -1,120 +1,88 @@
 /**
- * `daytime-tcp client HOST[:PORT]`, the classic C client: connect, read until the server closes, print the line.
+ * `daytime-tcp client [HOST[:PORT]]`, the classic C client: connect, read until the server closes, print the line.
  * RFC 867 has the server speak first and close, so the client sends nothing and the end of the stream is the
- * end of the answer. Every failure kind has its own exit code so scripts can tell them apart.
+ * end of the answer. Its exit codes are the shared client table (@net/core client-exit.ts).
  */
 import type net from 'node:net';
-import { type ConnectError, connect, type Endpoint, EXIT, formatEndpoint, parseEndpoint, readToEnd } from '@net/core';
-import { DAYTIME_PORT } from './config.js';
+import {
+  BadReplyError,
+  type ClientRunInput,
+  connect,
+  type Endpoint,
+  formatEndpoint,
+  PeerResetError,
+  PrematureEofError,
+  readToEnd,
+  TimeoutError,
+} from '@net/core';
+import type { clientOptions } from './config.js';
 
-/** Exit codes of `client` (0, 1 and 2 are the runtime's: ok, other failure, bad usage). */
-export const CLIENT_EXIT = {
-  OK: EXIT.OK,
-  /** Any other failure (network unreachable, ...). */
-  FAILURE: EXIT.FAILURE,
-  USAGE: EXIT.USAGE,
-  /** Every address refused the connection (ECONNREFUSED: nothing listens there). */
-  REFUSED: 3,
-  /** The exchange (resolution, connect, answer) did not finish within --timeout. */
-  TIMEOUT: 4,
-  /** The answer was longer than --max-bytes. */
-  TOO_LARGE: 5,
-  /** The host name does not resolve. */
-  UNRESOLVED: 6,
-  /** The server closed or reset the connection without sending anything. */
-  NO_ANSWER: 7,
-} as const;
-
-/** Options of {@link runClient}. */
-export interface ClientOptions {
+/** Options of {@link fetchDaytime}. */
+export interface FetchOptions {
   timeoutMs: number;
   maxBytes: number;
   family: 0 | 4 | 6;
-  /** Where the line goes (stdout) and where errors go (stderr); tests capture them. */
-  out?: (text: string) => void;
-  err?: (text: string) => void;
 }
 
 /**
- * Fetches and prints the date from a daytime server; resolves with the exit code, never rejects.
- * `target` is `HOST[:PORT]`, `[IPv6]:PORT` or a bare IPv6 address; the port defaults to 13.
+ * Fetches the answer of a daytime server: resolves with the answer's bytes, or rejects with an error whose exit code
+ * `clientExitCode` gives: 1 for an answer longer than `maxBytes`, 68 for a name that does not resolve, 69 when
+ * refused, 75 when the answer is not complete (closed) within `timeoutMs`, 76 when the server closes or resets
+ * without an answer.
  */
-export async function runClient(target: string, options: ClientOptions): Promise<number> {
-  const out = options.out ?? ((t: string) => process.stdout.write(t));
-  const err = options.err ?? ((t: string) => process.stderr.write(t));
-  let endpoint: Endpoint;
-  try {
-    endpoint = parseEndpoint(target, { defaultPort: DAYTIME_PORT });
-  } catch (e) {
-    err(`daytime-tcp client: ${(e as Error).message}\n`);
-    return CLIENT_EXIT.USAGE;
-  }
+export async function fetchDaytime(endpoint: Endpoint, options: FetchOptions): Promise<Buffer> {
   const label = formatEndpoint(endpoint);
   const deadline = performance.now() + options.timeoutMs;
   const remaining = () => Math.max(0, deadline - performance.now());
-
   let socket: net.Socket | undefined;
   try {
     socket = await connect(endpoint, { timeoutMs: remaining(), family: options.family });
     const answer = await readToEnd(socket, { limit: options.maxBytes, timeoutMs: remaining() });
     if (answer.length === 0) {
-      err(`daytime-tcp client: ${label} closed the connection without sending a date\n`);
-      return CLIENT_EXIT.NO_ANSWER;
+      throw Object.assign(new PrematureEofError(1, 0, answer), {
+        message: `${label} closed the connection without sending a date`,
+      });
     }
-    out(`${printable(answer)}\n`);
-    return CLIENT_EXIT.OK;
+    return answer;
   } catch (e) {
-    const { code, message } = explain(e, label, options);
-    err(`daytime-tcp client: ${message}\n`);
-    return code;
+    throw explain(e, label, options);
   } finally {
     socket?.destroy();
   }
 }
 
-/** dns.lookup (getaddrinfo) failures: the name does not exist, has no address, or no resolver answered. */
-const RESOLVER_ERRORS = new Set(['ENOTFOUND', 'EAI_AGAIN', 'ENODATA', 'EAI_NONAME', 'EAI_FAIL']);
+/** Runs `client`: prints the line (or, with --json, reports it) and resolves; throws on failure. */
+export async function runClient(input: ClientRunInput<typeof clientOptions>): Promise<void> {
+  const { config, report } = input;
+  const endpoint = input.target(input.positionals[0]);
+  report.target = formatEndpoint(endpoint);
+  const answer = await fetchDaytime(endpoint, {
+    timeoutMs: config.timeout * 1000,
+    maxBytes: config.maxBytes,
+    family: config.family === 'any' ? 0 : config.family === '4' ? 4 : 6,
+  });
+  report.line = printable(answer);
+  if (!input.json) process.stdout.write(`${report.line}\n`);
+}
 
-function explain(e: unknown, label: string, options: ClientOptions): { code: number; message: string } {
-  const error = e as Error & { code?: string };
-  switch (error.code) {
+/** The error again, worded for a daytime exchange where that helps (its code, and so its exit code, unchanged). */
+function explain(e: unknown, label: string, options: FetchOptions): unknown {
+  switch ((e as { code?: string }).code) {
     case 'NET_ERR_TIMEOUT':
-      return {
-        code: CLIENT_EXIT.TIMEOUT,
-        message: `no complete answer from ${label} within ${options.timeoutMs / 1000} s (--timeout): ${error.message}`,
-      };
+      // One deadline covers resolution, connect and the answer: name it as the user set it.
+      return new TimeoutError(`the answer from ${label} (--timeout)`, options.timeoutMs, { cause: e });
     case 'NET_ERR_SIZE_LIMIT':
-      return {
-        code: CLIENT_EXIT.TOO_LARGE,
-        message: `the answer from ${label} is longer than ${options.maxBytes} bytes (--max-bytes); a daytime line is about 26`,
-      };
+      return new BadReplyError(
+        label,
+        `the answer is longer than ${options.maxBytes} bytes (--max-bytes); a daytime line is about 26`,
+        { cause: e },
+      );
     case 'NET_ERR_PEER_RESET':
-      return { code: CLIENT_EXIT.NO_ANSWER, message: `${label} reset the connection before its answer ended` };
-    case 'NET_ERR_CONNECT': {
-      const attempts = (error as ConnectError).attempts;
-      const codes = attempts.map((a) => (a.error as NodeJS.ErrnoException).code);
-      if (codes.length > 0 && codes.every((c) => c === 'ECONNREFUSED')) {
-        return {
-          code: CLIENT_EXIT.REFUSED,
-          message: `connection refused by ${label}: no daytime server listens there`,
-        };
-      }
-      // On loopback a server's immediate RST can reach us before the connect completes in our event loop.
-      if (codes.length > 0 && codes.every((c) => c === 'ECONNRESET')) {
-        return { code: CLIENT_EXIT.NO_ANSWER, message: `${label} reset the connection without sending a date` };
-      }
-      const unresolved = attempts.find((a) => RESOLVER_ERRORS.has((a.error as NodeJS.ErrnoException).code ?? ''));
-      if (unresolved !== undefined) {
-        const why = (unresolved.error as NodeJS.ErrnoException).code;
-        return {
-          code: CLIENT_EXIT.UNRESOLVED,
-          message: `cannot resolve "${unresolved.address}" (${why}): check the host name`,
-        };
-      }
-      return { code: CLIENT_EXIT.FAILURE, message: error.message };
-    }
+      return Object.assign(new PeerResetError((e as PeerResetError).received, { cause: e }), {
+        message: `${label} reset the connection before its answer ended`,
+      });
     default:
-      return { code: CLIENT_EXIT.FAILURE, message: error.message ?? String(e) };
+      return e;
   }
 }
 

@@ -20,7 +20,7 @@ import { DAYTIME_FORMATS } from './format.js';
  */
 export const DEFAULT_PORT = 1313;
 
-/** The port `client` connects to when HOST has none: the daytime port of RFC 867. */
+/** The daytime port of RFC 867 (the container image serves it); `client` defaults to the local server's 1313. */
 export const DAYTIME_PORT = 13;
 
 const { maxConnections } = tcpLimitOptions({ maxConnections: 4096, idleTimeout: 0 });
@@ -83,7 +83,7 @@ export const serveOptions = {
   }),
 };
 
-/** Settings of `client`. */
+/** Settings of `client`; the runtime names their variables DAYTIME_TCP_CLIENT_* and adds --json. */
 export const clientOptions = {
   timeout: option({
     type: decimal(0.001, 3600, 'seconds'),
@@ -93,7 +93,7 @@ export const clientOptions = {
   maxBytes: option({
     type: integer(1, 1 << 20),
     default: 1024,
-    description: 'Longest answer accepted, in bytes; a longer one is an error (exit 5)',
+    description: 'Longest answer accepted, in bytes; a longer one is a wrong answer (exit 1)',
   }),
   family: option({
     type: oneOf(['any', '4', '6'] as const),

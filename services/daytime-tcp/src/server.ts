@@ -3,7 +3,7 @@
  * sent out the connection as a ascii character string (and any data received is thrown away). The service
  * closes the connection after sending the quote."
  *
- * What "iterative" means here. The seed looped `accept(); write(ctime()); close();`: one connection answered
+ * What "iterative" means here. The classic C server looped `accept(); write(ctime()); close();`: one connection answered
  * completely before the next is accepted. Node accepts eagerly (libuv drains the kernel's accept queue whenever
  * the loop runs and offers no way to pause accept(2)), so the same discipline is kept one step later: accepted
  * sockets wait in a FIFO queue (bounded by `maxPending`) and one loop answers them strictly one at a time, each
@@ -162,8 +162,9 @@ export class IterativeDaytime {
     metrics.collect('net_requests_total', () => this.#requests);
     metrics.collect('net_sent_bytes_total', () => this.#sentBytes);
     metrics.collect('net_received_bytes_total', () => this.#receivedBytes);
-    this.#rejected = metrics.counter('net_connections_rejected_total');
-    this.#limitHits = metrics.counter('net_limit_hits_total');
+    // Known label values at 0 from the start, so that rate() and increase() see the first event.
+    this.#rejected = metrics.preset('net_connections_rejected_total', { reason: ['pending_queue_full'] });
+    this.#limitHits = metrics.preset('net_limit_hits_total', { limit: ['write_timeout', 'close_timeout'] });
     this.#errors = metrics.counter('net_errors_total');
   }
 

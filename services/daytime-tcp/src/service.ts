@@ -6,14 +6,13 @@ import net from 'node:net';
 import {
   AccessDeniedError,
   boundEndpoint,
-  defineCommand,
+  defineClientCommand,
   defineService,
-  EXIT,
   formatEndpoint,
   listen,
   ReflectionGuard,
 } from '@net/core';
-import { CLIENT_EXIT, runClient } from './client.js';
+import { runClient } from './client.js';
 import { clientOptions, DAYTIME_PORT, DEFAULT_PORT, serveOptions } from './config.js';
 import { IterativeDaytime } from './server.js';
 import { startUdpDaytime, type UdpDaytime } from './udp-server.js';
@@ -43,7 +42,8 @@ export const service = defineService({
       metrics,
       connections,
     });
-    const rejected = metrics.counter('net_connections_rejected_total');
+    // At 0 from the start, so that rate() sees the first event (the answerer presets its own reasons and limits).
+    const rejected = metrics.preset('net_connections_rejected_total', { reason: ['max_connections'] });
     const acceptErrors = metrics.counter('net_accept_errors_total');
     let lastDropWarning = 0;
     let lastAcceptWarning = 0;
@@ -80,7 +80,7 @@ export const service = defineService({
           }
         });
         await listen(endpoint, { server, backlog: config.backlog }).catch((err: unknown) => {
-          throw explainBindError(err, endpoint.kind === 'unix' ? undefined : endpoint.port);
+          throw explainBindError(err, 'port' in endpoint ? endpoint.port : undefined);
         });
         // Only now: a bind failure above is a start-up error, not an accept error. Accept failures (EMFILE...)
         // surface here; libuv keeps the listener and retries by itself.
@@ -127,33 +127,12 @@ export const service = defineService({
   },
 
   commands: {
-    client: defineCommand({
-      description: `Connect to a daytime server, read its answer to the end and print it (port ${DAYTIME_PORT} by default).`,
-      args: 'HOST[:PORT]',
-      exitCodes: {
-        [CLIENT_EXIT.OK]: 'the line was printed',
-        [CLIENT_EXIT.FAILURE]: 'other failure',
-        [CLIENT_EXIT.USAGE]: 'bad usage',
-        [CLIENT_EXIT.REFUSED]: 'connection refused',
-        [CLIENT_EXIT.TIMEOUT]: 'timeout',
-        [CLIENT_EXIT.TOO_LARGE]: 'answer too large',
-        [CLIENT_EXIT.UNRESOLVED]: 'host does not resolve',
-        [CLIENT_EXIT.NO_ANSWER]: 'closed without an answer',
-      },
+    client: defineClientCommand({
+      description: `Connect to a daytime server, read its answer to the end and print it. Without HOST it asks the local server, 127.0.0.1:${DEFAULT_PORT}; a HOST without a port gets ${DEFAULT_PORT} too (the daytime port of RFC 867 is ${DAYTIME_PORT}: name it).`,
+      args: '[HOST[:PORT]]',
       maxPositionals: 1,
       options: clientOptions,
-      async run({ config, positionals }) {
-        const target = positionals[0];
-        if (target === undefined) {
-          process.stderr.write('daytime-tcp client: missing HOST[:PORT] (e.g. `daytime-tcp client localhost:1313`)\n');
-          return EXIT.USAGE;
-        }
-        return runClient(target, {
-          timeoutMs: config.timeout * 1000,
-          maxBytes: config.maxBytes,
-          family: config.family === 'any' ? 0 : config.family === '4' ? 4 : 6,
-        });
-      },
+      run: runClient,
     }),
   },
 });

@@ -47,7 +47,8 @@ function countersFor(metrics: Metrics): UdpCounters {
     const made: UdpCounters = {
       received: 0,
       sent: 0,
-      dropped: metrics.counter('net_datagrams_dropped_total'),
+      // Both drop reasons at 0 from the start, so that rate() sees the first drop.
+      dropped: metrics.preset('net_datagrams_dropped_total', { reason: ['reflection_guard', 'rate_limit'] }),
       errors: metrics.counter('net_errors_total'),
     };
     metrics.collect('net_datagrams_received_total', () => made.received);

@@ -51,4 +51,4 @@ const probe: Probe = ({ host, port }, options) =>
 
 // A held client must outlive the drain checks (several seconds), so the server may not destroy it at the
 // default 2 s --close-timeout.
-serviceContract({ service: 'daytime-tcp', bin: BIN, probe, extraArgs: ['--close-timeout', '60'] });
+serviceContract({ service: 'daytime-tcp', bin: BIN, probe, extraArgs: ['--close-timeout', '60'], clients: ['client'] });

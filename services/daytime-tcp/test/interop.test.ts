@@ -1,6 +1,7 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { clientExitCode, parseEndpoint } from '@net/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runClient } from '../src/client.js';
+import { fetchDaytime, printable } from '../src/client.js';
 import { BIN, startServer, stopAll, stopProcess } from './helpers.js';
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -64,24 +65,20 @@ describe('interoperation with Debian clients and servers', () => {
       stdio: 'ignore',
     });
     children.push(socat);
-    let result = { code: 3, out: '', err: '' };
+    let result = { code: 69, out: '' };
     // Wait for socat to listen: retry while the connection is refused (bounded: 50 x 50 ms).
-    for (let i = 0; i < 50 && result.code === 3; i++) {
+    for (let i = 0; i < 50 && result.code === 69; i++) {
       if (i > 0) await new Promise((r) => setTimeout(r, 50));
-      let out = '';
-      let err = '';
-      const code = await runClient(`127.0.0.1:${port}`, {
-        timeoutMs: 2000,
-        maxBytes: 1024,
-        family: 0,
-        out: (t) => {
-          out += t;
-        },
-        err: (t) => {
-          err += t;
-        },
-      });
-      result = { code, out, err };
+      try {
+        const answer = await fetchDaytime(parseEndpoint(`127.0.0.1:${port}`), {
+          timeoutMs: 2000,
+          maxBytes: 1024,
+          family: 0,
+        });
+        result = { code: 0, out: printable(answer) };
+      } catch (e) {
+        result = { code: clientExitCode(e), out: (e as Error).message };
+      }
     }
     expect(result.code).toBe(0);
     expect(result.out).toMatch(/\d\d:\d\d:\d\d/);

@@ -1,80 +1,55 @@
 /**
- * `echo-tcp client HOST:PORT [MESSAGE...]`: the classic C echo client. Sends the message (or standard input), half-closes
- * (so the server knows nothing more is coming), prints every byte that comes back on stdout, and then says on
- * stderr how many bytes went each way and how the connection ended: a FIN (in order) or a reset.
+ * `echo-tcp client [HOST:PORT [MESSAGE...]]`: the classic C echo client. Sends the message (or standard input),
+ * half-closes (so the server knows nothing more is coming), prints every byte that comes back on stdout, and then says
+ * on stderr how many bytes went each way and how the connection ended: a FIN (in order) or a reset. Its exit codes are
+ * the shared client table (@net/core client-exit.ts): a short echo or a reset is 76, silence for --timeout 75.
  */
 import type { Socket } from 'node:net';
 import {
+  type ClientRunInput,
   type CloseKind,
-  ConfigError,
   closeKind,
   connect,
   decimal,
-  type Endpoint,
-  EXIT,
   formatEndpoint,
   option,
-  parseEndpoint,
+  PeerResetError,
+  PrematureEofError,
+  TimeoutError,
 } from '@net/core';
-import { DEFAULT_PORT } from './config.js';
 
-/** Exit codes of `client` (0, 1 and 2 are the shared ones). */
-export const CLIENT_EXIT = {
-  /** Every byte came back and the server closed in order. */
-  OK: EXIT.OK,
-  /** Could not connect. */
-  CONNECT_FAILED: EXIT.FAILURE,
-  /** Bad usage. */
-  USAGE: EXIT.USAGE,
-  /** The server closed in order (FIN) but fewer bytes came back than were sent. */
-  SHORT_ECHO: 3,
-  /** The server reset the connection (RST). */
-  RESET: 4,
-  /** Nothing moved either way for --timeout. */
-  TIMEOUT: 5,
-  /** Another socket error. */
-  ERROR: 6,
-} as const;
-
-/** The client's settings; variables carry CLIENT_ (see checkOptions). */
+/** The client's settings; the runtime names their variables ECHO_TCP_CLIENT_* and adds --json. */
 export const clientOptions = {
   timeout: option({
-    env: 'ECHO_TCP_CLIENT_TIMEOUT',
     type: decimal(0.001, 86_400, 'seconds'),
     default: 10,
     description: 'Give up when connecting takes longer, or when nothing moves either way for this long',
   }),
 };
 
-/** Parses the HOST:PORT argument of the client commands (a missing port is the service's default). */
-export function targetOf(text: string | undefined, usage: string): Endpoint {
-  if (text === undefined) throw new ConfigError('argument', undefined, `expected ${usage}`);
-  try {
-    return parseEndpoint(text, { defaultPort: DEFAULT_PORT });
-  } catch (err) {
-    throw new ConfigError('HOST:PORT', text, (err as Error).message);
-  }
-}
-
-/** Runs `client`; resolves with its exit code. */
-export async function runClient(input: { config: { timeout: number }; positionals: string[] }): Promise<number> {
+/** Runs `client`: resolves when every byte came back and the server closed in order, else throws (client-exit.ts). */
+export async function runClient(input: ClientRunInput<typeof clientOptions>): Promise<void> {
   const [targetText, ...words] = input.positionals;
-  const target = targetOf(targetText, 'HOST:PORT [MESSAGE...]');
+  const target = input.target(targetText);
   const label = formatEndpoint(target);
+  input.report.target = label;
   const timeoutMs = Math.round(input.config.timeout * 1000);
-  let socket: Socket;
-  try {
-    socket = await connect(target, { timeoutMs });
-  } catch (err) {
-    process.stderr.write(`echo-tcp client: ${(err as Error).message}\n`);
-    return CLIENT_EXIT.CONNECT_FAILED;
-  }
+  const socket = await connect(target, { timeoutMs });
   const message = words.length > 0 ? Buffer.from(`${words.join(' ')}\n`, 'utf8') : undefined;
-  return await exchange(socket, label, message, timeoutMs);
+  await exchange(socket, { label, message, timeoutMs, json: input.json, report: input.report });
 }
 
-function exchange(socket: Socket, label: string, message: Buffer | undefined, timeoutMs: number): Promise<number> {
-  return new Promise((resolve) => {
+interface Exchange {
+  label: string;
+  message: Buffer | undefined;
+  timeoutMs: number;
+  /** With --json the echo is counted, not printed: stdout carries the JSON object alone. */
+  json: boolean;
+  report: ClientRunInput<typeof clientOptions>['report'];
+}
+
+function exchange(socket: Socket, { label, message, timeoutMs, json, report }: Exchange): Promise<void> {
+  return new Promise((resolve, reject) => {
     let sent = 0;
     let received = 0;
     let failure: Error | undefined;
@@ -84,6 +59,7 @@ function exchange(socket: Socket, label: string, message: Buffer | undefined, ti
 
     socket.on('data', (chunk: Buffer) => {
       received += chunk.length;
+      if (json) return;
       // Echoes can outrun a slow terminal or pipe: stop reading the socket until stdout has caught up.
       if (!process.stdout.write(chunk)) {
         socket.pause();
@@ -105,6 +81,7 @@ function exchange(socket: Socket, label: string, message: Buffer | undefined, ti
     socket.on('close', () => {
       if (message === undefined) stdin.pause();
       const kind = timedOut ? 'timeout' : failure ? closeKind(socket, failure) : (ended ?? 'eof');
+      Object.assign(report, { sent, received, close: kind });
       const how =
         kind === 'timeout'
           ? `nothing moved for ${timeoutMs / 1000} s: gave up`
@@ -115,22 +92,30 @@ function exchange(socket: Socket, label: string, message: Buffer | undefined, ti
               : 'the server closed the connection in order (FIN)';
       const short = received < sent ? `; ${sent - received} bytes did not come back` : '';
       const extra = received > sent ? `; ${received - sent} bytes more than sent (a greeting?)` : '';
-      process.stderr.write(
-        `echo-tcp client: ${label}: sent ${sent} bytes, received ${received}${short}${extra}; ${how}\n`,
-      );
-      const code =
+      const summary = `${label}: sent ${sent} bytes, received ${received}${short}${extra}; ${how}`;
+      // The echo went to stdout as it came: the errors carry no copy of it.
+      const error =
         kind === 'timeout'
-          ? CLIENT_EXIT.TIMEOUT
+          ? new TimeoutError(`echo from ${label}`, timeoutMs)
           : kind === 'reset'
-            ? CLIENT_EXIT.RESET
+            ? new PeerResetError(received, failure ? { cause: failure } : undefined)
             : kind === 'error'
-              ? CLIENT_EXIT.ERROR
+              ? (failure as Error)
               : received < sent
-                ? CLIENT_EXIT.SHORT_ECHO
-                : CLIENT_EXIT.OK;
-      // The runtime exits the process with our code at once; a pipe that was full still holds queued echoes,
-      // and this empty write's callback runs only after every earlier write has been flushed.
-      process.stdout.write('', () => resolve(code));
+                ? new PrematureEofError(sent, received, Buffer.alloc(0))
+                : undefined;
+      // The runtime exits the process at once; a pipe that was full still holds queued echoes, and this empty
+      // write's callback runs only after every earlier write has been flushed.
+      process.stdout.write('', () => {
+        if (error === undefined) {
+          if (!json) process.stderr.write(`echo-tcp client: ${summary}\n`);
+          resolve();
+        } else {
+          // One line on stderr says it all, in the classic client's words.
+          error.message = summary;
+          reject(error);
+        }
+      });
     });
 
     if (message !== undefined) {

@@ -161,4 +161,27 @@ export const echoOptions = {
     type: readablePemFile('private key'),
     description: 'PEM private key of the TLS listeners',
   }),
+  allow: option({
+    type: list(cidr),
+    default: [],
+    description:
+      "Only these client networks may connect (xinetd's only_from); others are reset at once. Empty: everyone. Behind a PROXY listener, the header's client is checked",
+  }),
+  deny: option({
+    type: list(cidr),
+    default: [],
+    description:
+      "Client networks reset at once (xinetd's no_access); where --allow matches too, the longer prefix decides, a tie denies",
+  }),
+  maxPerSource: option({
+    type: integer(0, 1_000_000),
+    default: 0,
+    description:
+      "Connections open at once from one client address (xinetd's per_source); past it new ones are reset at once (0: off)",
+  }),
+  perSourceIpv6Prefix: option({
+    type: integer(1, 128),
+    default: 64,
+    description: 'IPv6 clients are counted for --max-per-source per network of this prefix length (a host owns a /64)',
+  }),
 } satisfies Schema;

@@ -34,6 +34,7 @@ import {
   takeOver,
   takeOverAfterReads,
 } from './server.js';
+import { SourcePolicy, type SourcePolicyOptions, type SourceRejection } from './source-policy.js';
 
 /** The limits and options that shape every connection. */
 export interface ConnectionOptions {
@@ -48,10 +49,16 @@ export interface ConnectionOptions {
   proxyTimeoutMs: number;
   /** --io: false keeps every connection on the stream path (net.Socket 'data', write, pause/drain). */
   fast: boolean;
+  /** --allow, --deny, --max-per-source, --per-source-ipv6-prefix. */
+  sources: SourcePolicyOptions;
 }
 
 /** Where a PROXY header's client address is kept, for logs. */
 const kPeer: unique symbol = Symbol('echo-tcp.peer');
+/** The source key a connection is counted under by --max-per-source, released when it closes. */
+const kSource: unique symbol = Symbol('echo-tcp.source');
+/** Set on a TLS listener's raw socket reset by the source policy: its TLS socket's handshake error is not counted. */
+const kScreenedOut: unique symbol = Symbol('echo-tcp.screened-out');
 /** How the connection is being served: see Stage. */
 const kStage: unique symbol = Symbol('echo-tcp.stage');
 const STAGE_HANDSHAKE = 0;
@@ -87,6 +94,7 @@ const kSeenTick: unique symbol = Symbol('echo-tcp.seen-tick');
 type Conn = EchoSocket & {
   [kPeer]?: string;
   [kHeader]?: HeaderState | undefined;
+  [kSource]?: string;
   [kStage]: Stage;
   [kEcho]: AcceptContext;
   [kSeenBytes]: number;
@@ -112,9 +120,15 @@ export class ConnectionHandler {
   readonly #maxConnectionsWarning: RateLimitedWarning;
   readonly #proxyWarning: RateLimitedWarning;
   readonly #acceptWarning: RateLimitedWarning;
+  readonly #sources: SourcePolicy;
+  /** Whether --allow, --deny or --max-per-source is set: the accept paths skip the policy otherwise. */
+  readonly #screening: boolean;
+  readonly #sourceWarnings: Record<SourceRejection, RateLimitedWarning>;
   /** Idle sweep: its tick count, and after how many ticks without traffic a connection is idle (0: no timeout). */
   #tick = 0;
   readonly #idleTicks: number;
+  /** Set by {@link finishAll}: a PROXY handshake that completes from then on is drained as soon as it starts. */
+  #draining = false;
 
   constructor(input: { options: ConnectionOptions; connections: ConnectionTracker; log: Logger; metrics: Metrics }) {
     const { options, connections, log, metrics } = input;
@@ -131,7 +145,8 @@ export class ConnectionHandler {
       return this.stats.receivedBytes;
     });
     metrics.collect('net_sent_bytes_total', () => this.stats.sentBytes);
-    const limitHits = metrics.counter('net_limit_hits_total');
+    // Known label values at 0 from the start, so that rate() and increase() see the first event.
+    const limitHits = metrics.preset('net_limit_hits_total', { limit: ['idle_timeout', 'max_buffered'] });
     this.#context = {
       stats: this.stats,
       maxBuffered: options.maxBuffered,
@@ -142,10 +157,20 @@ export class ConnectionHandler {
       readErrors: new Map(),
       headerGone: (socket, what) => this.#headerGone(socket as Conn, what),
     };
-    // Declared at start so that /metrics shows them at 0 before anything goes wrong.
-    metrics.counter('net_connections_rejected_total');
+    const sourceRejections: SourceRejection[] = ['denied', 'per_source'];
+    metrics.preset('net_connections_rejected_total', { reason: ['max_connections', ...sourceRejections] });
+    // Labelled by errno name, which cannot be listed in advance: declared (HELP and TYPE), no sample until the first.
     metrics.counter('net_errors_total');
     metrics.counter('net_accept_errors_total');
+    this.#sources = new SourcePolicy(options.sources);
+    this.#screening = this.#sources.active;
+    this.#sourceWarnings = {
+      denied: new RateLimitedWarning(log, 'connections from sources outside --allow or inside --deny reset at once'),
+      per_source: new RateLimitedWarning(
+        log,
+        `--max-per-source (${options.sources.maxPerSource}) reached by a source: its new connections are reset at once`,
+      ),
+    };
     this.#maxConnectionsWarning = new RateLimitedWarning(
       log,
       `--max-connections (${options.maxConnections}) reached: new connections are closed at once`,
@@ -179,9 +204,13 @@ export class ConnectionHandler {
     return this.#options.fast && !this.#faulty;
   }
 
-  /** Handles a new connection; `proxied` when its listener requires a PROXY header. */
-  accept(socket: Socket, proxied: boolean): void {
+  /**
+   * Handles a new connection; `proxied` when its listener requires a PROXY header (the source policy then applies to
+   * the header's client, once read), `screened` when {@link screen} has applied it already (TLS listeners).
+   */
+  accept(socket: Socket, proxied: boolean, screened = false): void {
     if (this.#refused(socket)) return;
+    if (this.#screening && !proxied && !screened && !this.#admitSource(socket, socket.remoteAddress)) return;
     const conn = socket as Conn;
     conn[kEcho] = this.#context;
     this.#track(conn);
@@ -195,7 +224,9 @@ export class ConnectionHandler {
    */
   acceptFast(socket: Socket): void {
     if (this.#refused(socket)) return;
-    this.#beginFastAccepted(takeOver(socket, this.#context) as Conn);
+    if (this.#screening && !this.#admitSource(socket, socket.remoteAddress)) return;
+    // The count sits on the accepted socket; the fast socket that replaces it owns the connection from here.
+    this.#beginFastAccepted(takeOver(socket, this.#context) as Conn, (socket as Conn)[kSource]);
   }
 
   /**
@@ -205,7 +236,8 @@ export class ConnectionHandler {
   acceptOnHandle(server: Server): boolean {
     return acceptOnHandle(server, this.#context, (socket) => {
       if (this.#refused(socket)) return;
-      this.#beginFastAccepted(socket as Conn);
+      if (this.#screening && !this.#admitSource(socket, socket.remoteAddress)) return;
+      this.#beginFastAccepted(socket as Conn, (socket as Conn)[kSource]);
     });
   }
 
@@ -213,7 +245,8 @@ export class ConnectionHandler {
    * A PROXY listener on the fast path: accepts on the listening handle as the plain ones do, and reads the header
    * inside the fast read callback (server.ts setPreamble), so a PROXY connection costs no readable stream, promise
    * or second socket (in PROXY churn they cost 5.7x the C reference's CPU per connection). The rules are
-   * #handshake's: trusted sources only, the whole header within --proxy-timeout, the same reasons when refused.
+   * #handshake's: trusted sources only, the whole header within --proxy-timeout, the same reasons when refused, the
+   * source policy on the header's client (#headerAccepted), and a drain that starts mid-header lets the header finish.
    * False when the listening handle does not allow it: the 'connection' path (#handshake) stays.
    */
   acceptProxyOnHandle(server: Server): boolean {
@@ -258,11 +291,18 @@ export class ConnectionHandler {
       return nread;
     }
     this.#headerDone(conn);
-    this.#headerAccepted(conn, parsed.info);
+    if (!this.#headerAccepted(conn, parsed.info)) return -1;
+    this.#releaseSourceOnClose(conn, conn[kSource]);
     this.#greet(conn);
     conn[kStage] = STAGE_FAST;
     startFastEcho(conn);
-    return parsed.headerLength - previous;
+    const start = parsed.headerLength - previous;
+    if (!this.#draining) return start;
+    // A drain began while the header was on its way: what came with the header is echoed (a copy: buf is the shared
+    // read buffer), then the connection is drained like the others. The echo of this read ends here.
+    if (start < nread) this.#echoOwed(conn, [Buffer.from(buf.subarray(start, nread))]);
+    finishConnection(conn);
+    return nread;
   }
 
   #headerDone(conn: Conn): void {
@@ -295,11 +335,56 @@ export class ConnectionHandler {
       this.#proxyRefused(conn, 'truncated', `the connection ${what} after ${received} bytes of an incomplete header`);
   }
 
-  #beginFastAccepted(conn: Conn): void {
+  /** A fast socket of a plain listener, admitted: `source` is its --max-per-source key, given back when it closes. */
+  #beginFastAccepted(conn: Conn, source: string | undefined): void {
+    this.#releaseSourceOnClose(conn, source);
     this.#track(conn);
     this.#greet(conn);
     conn[kStage] = STAGE_FAST;
     startFastEcho(conn);
+  }
+
+  /**
+   * The source policy for a TLS listener, on the raw TCP connection (its 'connection' event): a refused client is
+   * reset before any handshake work. Its count is released when the raw socket closes, which it does with the TLS
+   * socket over it.
+   */
+  screen(raw: Socket): void {
+    if (!this.#screening) return;
+    if (!this.#admitSource(raw, raw.remoteAddress)) {
+      (raw as Socket & { [kScreenedOut]?: true })[kScreenedOut] = true;
+      return;
+    }
+    this.#releaseSourceOnClose(raw as Conn, (raw as Conn)[kSource]);
+  }
+
+  /**
+   * --allow/--deny/--max-per-source for a connection from `address`: true when admitted (counted under its source
+   * when --max-per-source is on; the caller releases it on close). A refused connection is reset at once (RST: no
+   * greeting, no echo; xinetd closes such connections without running the service), counted by reason, logged at
+   * debug and warned about at most once per interval.
+   */
+  #admitSource(socket: Socket, address: string | undefined): boolean {
+    const verdict = this.#sources.admit(address);
+    if ('key' in verdict) {
+      if (verdict.key !== undefined) (socket as Conn)[kSource] = verdict.key;
+      return true;
+    }
+    const reason = verdict.refused;
+    this.#metrics.counter('net_connections_rejected_total').inc({ reason });
+    if (this.#log.isLevelEnabled('debug')) {
+      this.#log.debug({ peer: address, via: formatPeer(socket), reason }, 'connection refused by the source policy');
+    }
+    this.#sourceWarnings[reason].hit({ peer: address });
+    socket.resetAndDestroy();
+    return false;
+  }
+
+  /** Gives a --max-per-source count back when the socket that finally owns the connection closes. */
+  #releaseSourceOnClose(conn: Conn, key: string | undefined): void {
+    if (key === undefined) return;
+    conn[kSource] = key;
+    conn.once('close', () => this.#sources.release(key));
   }
 
   /** --greeting: sent once, before any echo, and counted as sent. */
@@ -356,21 +441,23 @@ export class ConnectionHandler {
 
   /** A TLS handshake that failed: counted as a socket error, logged at debug. */
   tlsError(err: NodeJS.ErrnoException, socket: Socket): void {
+    // The reset of a connection the source policy refused (screen), seen by the TLS socket over it: counted already.
+    // `_parent` is the raw socket a TLS server's socket wraps (Node 12 to 24).
+    if ((socket as unknown as { _parent?: { [kScreenedOut]?: true } })._parent?.[kScreenedOut] === true) return;
     this.#metrics.counter('net_errors_total').inc({ code: err.code ?? 'TLS' });
     this.#log.debug({ peer: formatPeer(socket), err }, 'TLS handshake failed');
   }
 
   /**
    * Starts a drain: every connection stops echoing new input and closes its side once what it owes has been
-   * sent; connections still waiting for a PROXY header are closed.
+   * sent. A connection still waiting for its PROXY header (bounded by --proxy-timeout) is not dropped: a load
+   * balancer sends the header as soon as it connects, and the client's bytes right behind it, so the connection
+   * finishes its header and is then drained like the others (what came with or before the drain is echoed).
    */
   finishAll(): void {
+    this.#draining = true;
     this.#connections.forEach((socket) => {
-      const conn = socket as Conn;
-      if (conn[kStage] === STAGE_FAST) finishFastEcho(conn);
-      else if (conn[kStage] === STAGE_ECHO) finishEcho(conn);
-      else if (conn[kStage] === STAGE_FAULTY) finishFaultyEcho(conn);
-      else conn.destroy();
+      finishConnection(socket as Conn);
     });
   }
 
@@ -392,6 +479,7 @@ export class ConnectionHandler {
   }
 
   #begin(conn: Conn): void {
+    this.#releaseSourceOnClose(conn, conn[kSource]);
     this.#greet(conn);
     if (this.#faulty) {
       conn[kStage] = STAGE_FAULTY;
@@ -423,17 +511,28 @@ export class ConnectionHandler {
       return;
     }
     if (conn.destroyed) return;
-    this.#headerAccepted(conn, info);
-    if (this.fastPath) this.#beginFast(conn);
+    if (!this.#headerAccepted(conn, info)) return;
+    if (this.#draining) {
+      // A drain began while the header was on its way: served, then drained at once like the others.
+      this.#begin(conn);
+      finishConnection(conn);
+    } else if (this.fastPath) this.#beginFast(conn);
     else this.#begin(conn);
   }
 
-  /** The real client's address for logs, and the debug line. */
-  #headerAccepted(conn: Conn, info: ProxyInfo): void {
+  /**
+   * The real client's address for logs, the source policy on it, and the debug line. False when the policy refused
+   * the client: the connection has been reset.
+   */
+  #headerAccepted(conn: Conn, info: ProxyInfo): boolean {
     if (info.command === 'PROXY' && info.source !== undefined) {
       const { address, port } = info.source;
       conn[kPeer] =
         info.family === 'TCP6' ? `[${address}]:${port}` : info.family === 'UNIX' ? address : `${address}:${port}`;
+      // The header's client is the one --allow/--deny/--max-per-source mean: the proxy's own address would put
+      // every client behind it in one source. A LOCAL or UNKNOWN header (a health check) is the trusted proxy
+      // speaking for itself: neither checked nor counted.
+      if (this.#screening && info.family !== 'UNIX' && !this.#admitSource(conn, address)) return false;
     }
     if (this.#log.isLevelEnabled('debug')) {
       this.#log.debug(
@@ -445,6 +544,7 @@ export class ConnectionHandler {
         'PROXY header accepted',
       );
     }
+    return true;
   }
 
   /**
@@ -463,17 +563,23 @@ export class ConnectionHandler {
     this.#connections.replace(conn, fast);
     fast.on('error', connOnError);
     if (conn[kPeer] !== undefined) fast[kPeer] = conn[kPeer];
+    this.#releaseSourceOnClose(fast, conn[kSource]);
     fast[kSeenBytes] = conn[kSeenBytes];
     fast[kSeenTick] = conn[kSeenTick];
     if (this.#log.isLevelEnabled('debug')) this.#logClose(fast, formatPeer(fast));
     this.#greet(fast);
-    for (const chunk of moved.owed) {
-      this.stats.receivedBytes += chunk.length;
-      this.stats.sentBytes += chunk.length;
-      fast.write(chunk);
-    }
+    this.#echoOwed(fast, moved.owed);
     fast[kStage] = STAGE_FAST;
     startFastEcho(fast);
+  }
+
+  /** Bytes that came with a PROXY header, read before the echo began: echoed first, counted as the echo counts. */
+  #echoOwed(conn: Conn, chunks: readonly Buffer[]): void {
+    for (const chunk of chunks) {
+      this.stats.receivedBytes += chunk.length;
+      this.stats.sentBytes += chunk.length;
+      conn.write(chunk);
+    }
   }
 
   #proxyRefused(conn: Conn, reason: string, message: string): void {
@@ -492,6 +598,16 @@ function closeFields(conn: Conn, via: string): Record<string, unknown> {
     // The handle's own count: direct writes on it included.
     sentBytes: conn.bytesWritten,
   };
+}
+
+/**
+ * Starts a connection's drain on whichever path serves it (finishAll, and a PROXY connection whose header completes
+ * during the drain). One still waiting for its header has nothing to finish yet: it finishes when the header is in.
+ */
+function finishConnection(conn: Conn): void {
+  if (conn[kStage] === STAGE_FAST) finishFastEcho(conn);
+  else if (conn[kStage] === STAGE_ECHO) finishEcho(conn);
+  else if (conn[kStage] === STAGE_FAULTY) finishFaultyEcho(conn);
 }
 
 function headerEnded(this: Conn): void {

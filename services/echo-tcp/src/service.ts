@@ -11,17 +11,17 @@ import type tls from 'node:tls';
 import {
   boundEndpoint,
   ConfigError,
-  defineCommand,
+  defineClientCommand,
   defineService,
-  type Endpoint,
-  EXIT,
   effectiveMaxConnections,
   formatEndpoint,
+  type ListenEndpoint,
   listen,
+  PROXY_PROTOCOL_REASONS,
   type RunningService,
 } from '@net/core';
 import { checkOptions, runCheck } from './check.js';
-import { CLIENT_EXIT, clientOptions, runClient } from './client.js';
+import { clientOptions, runClient } from './client.js';
 import { DEFAULT_PORT, echoOptions } from './config.js';
 import { ConnectionHandler } from './connection.js';
 import { fastPathUnsupported } from './fast-path-support.js';
@@ -75,13 +75,23 @@ export const service = defineService({
         proxyTrusted: config.proxyTrusted,
         proxyTimeoutMs: Math.max(1, Math.round(config.proxyTimeout * 1000)),
         fast,
+        sources: {
+          allow: config.allow,
+          deny: config.deny,
+          maxPerSource: config.maxPerSource,
+          ipv6Prefix: config.perSourceIpv6Prefix,
+        },
       },
       connections: ctx.connections,
       log,
       metrics: ctx.metrics,
     });
 
-    const wanted: { endpoint: Endpoint; kind: Kind }[] = [
+    // Every reason a PROXY header is refused for, at 0 from the start, where a listener takes PROXY headers.
+    if (config.proxyProtocol || config.proxyListen.length > 0)
+      ctx.metrics.preset('net_proxy_header_errors_total', { reason: ['untrusted', ...PROXY_PROTOCOL_REASONS] });
+
+    const wanted: { endpoint: ListenEndpoint; kind: Kind }[] = [
       ...ctx.endpoints.map((endpoint) => ({ endpoint, kind: (config.proxyProtocol ? 'proxy' : 'plain') as Kind })),
       ...config.proxyListen.map((endpoint) => ({ endpoint, kind: 'proxy' as Kind })),
       ...config.tlsListen.map((endpoint) => ({ endpoint, kind: 'tls' as Kind })),
@@ -106,7 +116,9 @@ export const service = defineService({
         let server: net.Server;
         if (kind === 'tls') {
           const tlsServer = createTlsServer(tlsContext ?? {}, TLS_HANDSHAKE_TIMEOUT_MS);
-          tlsServer.on('secureConnection', (socket: tls.TLSSocket) => handler.accept(socket, false));
+          // The source policy on the raw connection, before any handshake work (see ConnectionHandler.screen).
+          tlsServer.on('connection', (raw: net.Socket) => handler.screen(raw));
+          tlsServer.on('secureConnection', (socket: tls.TLSSocket) => handler.accept(socket, false, true));
           tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) =>
             handler.tlsError(err, socket),
           );
@@ -169,30 +181,20 @@ export const service = defineService({
   },
 
   commands: {
-    client: defineCommand({
+    client: defineClientCommand({
       description:
-        'Sends MESSAGE (the arguments joined by spaces, plus a newline) or, without one, standard input; prints what comes back; reports short echoes and how the peer closed.',
-      args: 'HOST:PORT [MESSAGE...]',
+        'Sends MESSAGE (the arguments joined by spaces, plus a newline) or, without one, standard input; prints what comes back; reports short echoes and how the peer closed. Without HOST:PORT it connects to the local server, 127.0.0.1:15000; with --json the echo is counted, not printed.',
+      args: '[HOST:PORT [MESSAGE...]]',
       maxPositionals: 1000,
       options: clientOptions,
-      exitCodes: {
-        [CLIENT_EXIT.OK]: 'every byte came back and the server closed in order',
-        [CLIENT_EXIT.CONNECT_FAILED]: 'could not connect',
-        [CLIENT_EXIT.USAGE]: 'bad usage',
-        [CLIENT_EXIT.SHORT_ECHO]: 'the server closed in order but fewer bytes came back than were sent',
-        [CLIENT_EXIT.RESET]: 'the server reset the connection',
-        [CLIENT_EXIT.TIMEOUT]: 'nothing moved either way for --timeout',
-        [CLIENT_EXIT.ERROR]: 'another socket error',
-      },
       run: runClient,
     }),
-    check: defineCommand({
+    check: defineClientCommand({
       description:
-        'Health check: sends a random payload and verifies its echo byte for byte within --timeout; prints one line; exit 0 when healthy, 1 otherwise. Also takes HAProxy external-check arguments.',
-      args: 'HOST:PORT | <proxy_addr> <proxy_port> <server_addr> <server_port>',
+        'Health check: sends a random payload and verifies its echo byte for byte within --timeout; prints one line; exit 0 when healthy. Also takes HAProxy external-check arguments. Without HOST:PORT it checks the local server, 127.0.0.1:15000.',
+      args: '[HOST:PORT] | <proxy_addr> <proxy_port> <server_addr> <server_port>',
       maxPositionals: 4,
       options: checkOptions,
-      exitCodes: { [EXIT.OK]: 'healthy: the echo matched', [EXIT.FAILURE]: 'unhealthy', [EXIT.USAGE]: 'bad usage' },
       run: runCheck,
     }),
   },

@@ -89,29 +89,70 @@ describe('client and check commands', () => {
     expect(r.stdout.equals(input)).toBe(true);
   });
 
-  it('client reports a short echo (exit 3) and a reset (exit 4)', async () => {
+  it('client reports a short echo and a reset as a broken exchange (exit 76)', async () => {
     const [short, reset] = await Promise.all([
       runToExit(BIN, ['client', `127.0.0.1:${shortEcho.port}`, 'more than five']),
       runToExit(BIN, ['client', `127.0.0.1:${resetting.port}`, 'more than five']),
     ]);
-    expect(short.code).toBe(3);
+    expect(short.code).toBe(76);
     expect(short.stdout).toBe('more ');
-    expect(short.stderr).toContain('10 bytes did not come back');
-    expect(reset.code).toBe(4);
+    expect(short.stderr).toMatch(
+      /^echo-tcp client: 127\.0\.0\.1:\d+: sent 15 bytes, received 5; 10 bytes did not come back; the server closed the connection in order \(FIN\)\n$/,
+    );
+    expect(reset.code).toBe(76);
     expect(reset.stderr).toContain('reset the connection (RST)');
   });
 
-  it('client exits 1 when it cannot connect, 5 when nothing comes back in time, 2 on bad usage', async () => {
+  it('client exits 69 when refused, 75 when nothing comes back in time, 2 on a bad target', async () => {
     const [refused, timeout, usage] = await Promise.all([
       runToExit(BIN, ['client', `127.0.0.1:${freePort}`, 'x']),
       runToExit(BIN, ['client', `127.0.0.1:${portOfServer(silent)}`, '--timeout', '0.3', 'x']),
-      runToExit(BIN, ['client']),
+      runToExit(BIN, ['client', '127.0.0.1:70000']),
     ]);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(69);
     expect(refused.stderr).toContain('ECONNREFUSED');
-    expect(timeout.code).toBe(5);
+    expect(timeout.code).toBe(75);
+    expect(timeout.stderr).toContain('nothing moved for 0.3 s');
     expect(usage.code).toBe(2);
-    expect(usage.stderr).toContain('HOST:PORT');
+    expect(usage.stderr).toContain('70000');
+  });
+
+  it('client --json prints one object with the byte counts and how the server closed, and not the echo', async () => {
+    const [ok, short] = await Promise.all([
+      runToExit(BIN, ['client', '--json', `127.0.0.1:${plain.port}`, 'hello']),
+      runToExit(BIN, ['client', '--json', `127.0.0.1:${shortEcho.port}`, 'more than five']),
+    ]);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({
+      result: 'ok',
+      exitCode: 0,
+      target: `127.0.0.1:${plain.port}`,
+      timeoutMs: 10_000,
+      sent: 6,
+      received: 6,
+      close: 'eof',
+    });
+    expect(ok.stderr).toBe('');
+    expect(short.code).toBe(76);
+    expect(JSON.parse(short.stdout)).toMatchObject({
+      result: 'error',
+      exitCode: 76,
+      sent: 15,
+      received: 5,
+      error: { code: 'NET_ERR_PREMATURE_EOF' },
+    });
+  });
+
+  it('client and check default to the local server, 127.0.0.1:15000, and read ECHO_TCP_<COMMAND>_* variables', async () => {
+    const [client, check, help] = await Promise.all([
+      runToExit(BIN, ['client', '--json'], { env: { ECHO_TCP_CLIENT_TIMEOUT: '0.5' } }),
+      runToExit(BIN, ['check', '--json'], { env: { ECHO_TCP_CHECK_TIMEOUT: '0.5', ECHO_TCP_CHECK_SIZE: '7' } }),
+      runToExit(BIN, ['check', '--help']),
+    ]);
+    expect(JSON.parse(client.stdout)).toMatchObject({ target: '127.0.0.1:15000', timeoutMs: 500 });
+    expect(JSON.parse(check.stdout)).toMatchObject({ target: '127.0.0.1:15000', timeoutMs: 500 });
+    for (const v of ['TIMEOUT', 'SIZE', 'PROXY', 'GREETING', 'JSON'])
+      expect(help.stdout).toContain(`Env: ECHO_TCP_CHECK_${v}.`);
   });
 
   it('check verifies a random payload byte for byte and prints one line: 0 when healthy', async () => {
@@ -124,24 +165,38 @@ describe('client and check commands', () => {
       runToExit(BIN, ['check', `127.0.0.1:${greeting.port}`, '--greeting']),
     ]);
     for (const r of [ok, big, haproxyStyle, viaProxy, withGreeting]) {
-      expect(r.code, r.stdout).toBe(0);
+      expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/^ok 127\.0\.0\.1:\d+: \d+ random bytes echoed in [\d.]+ ms$/);
     }
   });
 
-  it('check exits 1 with one line on a wrong echo, a silent server, a refused connect or a PROXY listener without --proxy', async () => {
-    const [wrong, silentCheck, refused, noHeader] = await Promise.all([
+  it('check exits 1 on a wrong echo, 75 on a silent server, 69 when refused, 76 from a PROXY listener without --proxy; one line each', async () => {
+    const [wrong, silentCheck, refused, noHeader, json] = await Promise.all([
       runToExit(BIN, ['check', `127.0.0.1:${portOfServer(corrupting)}`]),
       runToExit(BIN, ['check', `127.0.0.1:${portOfServer(silent)}`, '--timeout', '0.3']),
       runToExit(BIN, ['check', `127.0.0.1:${freePort}`]),
       runToExit(BIN, ['check', `127.0.0.1:${proxyPort}`]),
+      runToExit(BIN, ['check', '--json', `127.0.0.1:${portOfServer(corrupting)}`]),
     ]);
     expect(wrong.code).toBe(1);
-    expect(wrong.stdout).toMatch(/^fail 127\.0\.0\.1:\d+: echo differs from the payload at byte 0 of 1024$/);
-    expect(silentCheck.code).toBe(1);
-    expect(silentCheck.stdout).toContain('timed out');
-    expect(refused.code).toBe(1);
-    expect(noHeader.code).toBe(1);
-    for (const r of [wrong, silentCheck, refused, noHeader]) expect(r.stdout.split('\n')).toHaveLength(1);
+    expect(wrong.stderr).toMatch(
+      /^echo-tcp check: wrong answer from 127\.0\.0\.1:\d+: the echo differs from the payload at byte 0 of 1024\n$/,
+    );
+    expect(silentCheck.code).toBe(75);
+    expect(silentCheck.stderr).toContain('timed out');
+    expect(refused.code).toBe(69);
+    expect(noHeader.code).toBe(76);
+    for (const r of [wrong, silentCheck, refused, noHeader]) {
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    }
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      result: 'error',
+      exitCode: 1,
+      bytes: 1024,
+      firstDifference: 0,
+      error: { code: 'NET_ERR_BAD_REPLY' },
+    });
   });
 });

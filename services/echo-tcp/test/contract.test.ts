@@ -34,4 +34,4 @@ const probe: Probe = async ({ host, port }, options = {}) => {
   return work;
 };
 
-serviceContract({ service: 'echo-tcp', bin: BIN, probe });
+serviceContract({ service: 'echo-tcp', bin: BIN, probe, clients: ['client', 'check'] });

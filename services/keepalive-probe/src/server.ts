@@ -7,9 +7,9 @@ import net from 'node:net';
 import {
   boundEndpoint,
   type ConnectionTracker,
-  type Endpoint,
   formatEndpoint,
   formatPeer,
+  type ListenEndpoint,
   type Logger,
   listen,
   type Metrics,
@@ -20,7 +20,7 @@ import { type AppliedSettings, applyProbeSettings, type ProbeSettings } from './
 
 /** What {@link startProbeServer} needs. */
 export interface ProbeServerOptions {
-  endpoints: readonly Endpoint[];
+  endpoints: readonly ListenEndpoint[];
   settings: ProbeSettings;
   mode: 'discard' | 'echo';
   /** Open connections at most, over every listener (the runtime's lowered `ctx.config.maxConnections`). */
@@ -63,7 +63,8 @@ export async function startProbeServer(options: ProbeServerOptions): Promise<Pro
   let sentBytes = 0;
   metrics.collect('net_received_bytes_total', () => receivedBytes);
   metrics.collect('net_sent_bytes_total', () => sentBytes);
-  const rejected = metrics.counter('net_connections_rejected_total');
+  // At 0 from the start, so that rate() sees the first rejection.
+  const rejected = metrics.preset('net_connections_rejected_total', { reason: ['max_connections'] });
   const errors = metrics.counter('net_errors_total');
   let lastLimitWarn = Number.NEGATIVE_INFINITY;
   let rejectedSinceWarn = 0;

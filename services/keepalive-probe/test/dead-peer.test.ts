@@ -104,7 +104,7 @@ describe.concurrent('peers across a real link', () => {
       });
       expect(dead.ageSeconds as number).toBeGreaterThan(earliest);
       expect(dead.sinceLastByteSeconds as number).toBeGreaterThan(earliest);
-      expect(metricsIn(pair, pair.a, 19013)).toMatch(/^net_peers_dead_total\{[^}]*\} 1$/m);
+      expect(metricsIn(pair, pair.a, 19013)).toMatch(/^net_peers_dead_total 1$/m);
     },
   );
 
@@ -166,7 +166,7 @@ describe.concurrent('peers across a real link', () => {
       expect(dead).toMatchObject({ event: 'peer_dead', peer: target, code: 'ETIMEDOUT' });
       expect(down).toMatchObject({ level: 30, target, reason: 'ETIMEDOUT' });
       const metrics = metricsIn(pair, pair.b, 19013);
-      expect(metrics).toMatch(/^net_peers_dead_total\{[^}]*\} 1$/m);
+      expect(metrics).toMatch(/^net_peers_dead_total 1$/m);
       expect(metrics).toMatch(/^net_watch_target_up\{[^}]*target="192\.0\.2\.1:15001"[^}]*\} 0$/m);
     },
   );

@@ -36,7 +36,7 @@ describe('peer dead events', () => {
       }),
     ]);
     expect(logs[0]?.msg).toMatch(/^peer dead: 192\.0\.2\.2:40000/);
-    expect(await metrics.render()).toMatch(/^net_peers_dead_total\{[^}]*\} 1$/m);
+    expect(await metrics.render()).toMatch(/^net_peers_dead_total 1$/m);
   });
 
   it(`counts every death but logs at most ${PEER_DEAD_LOG_BURST} a second, then one summary line`, async () => {
@@ -47,8 +47,6 @@ describe('peer dead events', () => {
     r.flush();
     expect(logs.filter((l) => l.event === 'peer_dead')).toHaveLength(PEER_DEAD_LOG_BURST);
     expect(logs.at(-1)).toMatchObject({ level: 40, event: 'peer_dead_suppressed', suppressed: 50 });
-    expect(await metrics.render()).toMatch(
-      new RegExp(`^net_peers_dead_total\\{[^}]*\\} ${PEER_DEAD_LOG_BURST + 50}$`, 'm'),
-    );
+    expect(await metrics.render()).toMatch(new RegExp(`^net_peers_dead_total ${PEER_DEAD_LOG_BURST + 50}$`, 'm'));
   });
 });

@@ -7,18 +7,27 @@
  * takes over their descriptors and dgram stops reading them. The main thread keeps the admin endpoint, the logs and
  * the signals, and reads the worker's counters from shared memory at scrape time.
  *
- * What it does not do: call `onDrop` per datagram (debug logs of drops need the dgram engine, which `--io auto`
- * picks at debug level), or queue replies in user space (a full send buffer drops at once, `send_queue_full`).
+ * Dropped datagrams reach `onDrop` too, when one is given (debug logging): the worker sends them at most every
+ * 100 ms, up to DROP_REPORT_LIMIT per report; past that, `onDropsNotListed` gets their count by reason.
+ *
+ * What it does not do: queue replies in user space (a full send buffer drops at once, `send_queue_full`).
  */
 import type dgram from 'node:dgram';
 import { Worker } from 'node:worker_threads';
 import { datagramBatchSupport, datagramSocketFd, type PortRange, takeOverDatagramSocket } from '@net/core';
-import { type BatchWorkerData, COUNTER, type WorkerReport } from './batch-protocol.js';
+import { type BatchWorkerData, COUNTER, COUNTER_SLOTS, type WorkerReport } from './batch-protocol.js';
+import { DROP_REASONS, type DropReason } from './drop-reasons.js';
+import type { DropReportData } from './drop-report.js';
 import type { RateLimits } from './rate-limiter.js';
-import { closeSockets, DROP_REASONS, type EchoEngine, untilQuiet } from './server.js';
+import { closeSockets, type DropListener, type EchoEngine, untilQuiet } from './server.js';
 
 /** Datagrams moved per system call at most: the C reference's batch (bench/c/echo-udp-ref.c). */
 const BATCH_SIZE = 64;
+/**
+ * Dropped datagrams listed one by one per report (every 100 ms at most) when `onDrop` is given: up to 10,000 debug
+ * lines a second, a bound on what a flood can push through the thread's message queue and the log.
+ */
+export const DROP_REPORT_LIMIT = 1000;
 
 /** Options of {@link BatchEcho}. */
 export interface BatchEchoOptions {
@@ -29,6 +38,12 @@ export interface BatchEchoOptions {
   sources: number;
   /** Called with the last socket error of each report (at most every half second). */
   onError?: (err: NodeJS.ErrnoException) => void;
+  /** Called for each dropped datagram, up to DROP_REPORT_LIMIT per report; only given at debug level. */
+  onDrop?: DropListener | undefined;
+  /** Dropped datagrams listed one by one per report (DROP_REPORT_LIMIT unless given). */
+  dropReportLimit?: number;
+  /** Called with the drops of one report past the limit, counted by reason (never an empty object). */
+  onDropsNotListed?: ((dropped: Partial<Record<DropReason, number>>) => void) | undefined;
 }
 
 /** Undefined when the batch engine can run here; else why not. */
@@ -37,7 +52,7 @@ export function batchEngineSupport(): string | undefined {
 }
 
 export class BatchEcho implements EchoEngine {
-  readonly #counters = new Float64Array(new SharedArrayBuffer(8 * (COUNTER.DROPPED + DROP_REASONS.length)));
+  readonly #counters = new Float64Array(new SharedArrayBuffer(8 * COUNTER_SLOTS));
   readonly dropped = this.#counters.subarray(COUNTER.DROPPED);
   readonly errors = new Map<string, number>();
   readonly #control = new Int32Array(new SharedArrayBuffer(4));
@@ -84,6 +99,8 @@ export class BatchEcho implements EchoEngine {
       limits: this.#options.limits,
       sources: this.#options.sources,
       batchSize: BATCH_SIZE,
+      dropReportLimit:
+        this.#options.onDrop === undefined ? undefined : (this.#options.dropReportLimit ?? DROP_REPORT_LIMIT),
       counters: this.#counters.buffer as SharedArrayBuffer,
       control: this.#control.buffer as SharedArrayBuffer,
     };
@@ -100,7 +117,8 @@ export class BatchEcho implements EchoEngine {
           // Only now does dgram stop reading: until the worker runs, the sockets stay as they were.
           for (const socket of this.#sockets) takeOverDatagramSocket(socket);
           resolve();
-        } else this.#onErrors(report);
+        } else if (report.type === 'drops') this.#onDrops(report);
+        else this.#onErrors(report);
       });
     });
     // From here a failure of the worker is a bug: the process must not live on without answering.
@@ -119,6 +137,21 @@ export class BatchEcho implements EchoEngine {
     Atomics.store(this.#control, 0, 1);
     if (this.#exited !== undefined) await this.#exited;
     await closeSockets(this.#sockets.splice(0));
+  }
+
+  #onDrops(report: DropReportData): void {
+    const { onDrop, onDropsNotListed } = this.#options;
+    if (onDrop !== undefined)
+      for (const [slot, address, port, size] of report.drops) onDrop(DROP_REASONS[slot], { address, port }, size);
+    const notListed: Partial<Record<DropReason, number>> = {};
+    let any = false;
+    report.notListed.forEach((count, slot) => {
+      if (count > 0) {
+        notListed[DROP_REASONS[slot]!] = count;
+        any = true;
+      }
+    });
+    if (any) onDropsNotListed?.(notListed);
   }
 
   #onErrors(report: Extract<WorkerReport, { type: 'errors' }>): void {

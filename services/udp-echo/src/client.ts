@@ -11,22 +11,19 @@ import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import dns from 'node:dns/promises';
 import { performance } from 'node:perf_hooks';
-import { decimal, defineCommand, type Endpoint, EXIT, formatEndpoint, integer, option, parseEndpoint } from '@net/core';
+import {
+  BadReplyError,
+  type ClientRunInput,
+  ConfigError,
+  decimal,
+  defineClientCommand,
+  type Endpoint,
+  formatEndpoint,
+  integer,
+  option,
+  TimeoutError,
+} from '@net/core';
 import { MAX_PAYLOAD_IPV4, MAX_PAYLOAD_IPV6 } from './config.js';
-
-/** Exit codes of `client` (and their meaning for `check`, which folds every failure into 1). */
-export const CLIENT_EXIT = {
-  OK: EXIT.OK,
-  /** Anything else: the host does not resolve, a socket error. */
-  FAILURE: EXIT.FAILURE,
-  USAGE: EXIT.USAGE,
-  /** No reply within --timeout, after every retry. */
-  TIMEOUT: 3,
-  /** A reply that differs from the request (including an empty reply to a non-empty request). */
-  MISMATCH: 4,
-  /** ICMP port unreachable: nothing listens on that UDP port (ECONNREFUSED on the connected socket). */
-  REFUSED: 5,
-} as const;
 
 /** The outcome of one {@link probe}. */
 export type ProbeResult =
@@ -47,16 +44,19 @@ export interface ProbeOptions {
  * Sends `payload` to `target` and waits for its echo. Each attempt sends the same bytes, so a late echo of an earlier
  * attempt is as good as the current one.
  *
- * @throws {Error} when the target is a Unix endpoint, does not resolve, or the payload exceeds the largest UDP
- *   datagram of the address family (65,507 bytes over IPv4, 65,527 over IPv6).
+ * @throws {ConfigError} when the target is a Unix endpoint or the payload exceeds the largest UDP datagram of the
+ *   address family (65,507 bytes over IPv4, 65,527 over IPv6).
+ * @throws {Error} with a resolver's `code` (ENOTFOUND, ...) when the name does not resolve.
  */
 export async function probe(target: Endpoint, payload: Buffer, options: ProbeOptions): Promise<ProbeResult> {
   const { address, family, port } = await resolveTarget(target);
   const peer = family === 6 ? `[${address}]:${port}` : `${address}:${port}`;
   const max = family === 6 ? MAX_PAYLOAD_IPV6 : MAX_PAYLOAD_IPV4;
   if (payload.length > max) {
-    throw new UsageError(
-      `a ${payload.length}-byte message does not fit in one UDP datagram over IPv${family} (at most ${max} bytes)`,
+    throw new ConfigError(
+      'message size',
+      `${payload.length} bytes`,
+      `expected at most ${max} bytes, the largest UDP datagram over IPv${family}`,
     );
   }
   const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
@@ -125,13 +125,14 @@ function firstDifference(a: Buffer, b: Buffer): number {
   return n;
 }
 
-/** A usage problem found after parsing (e.g. a message too large for the address family): exit code 2. */
-class UsageError extends Error {}
-
 async function resolveTarget(target: Endpoint): Promise<{ address: string; family: 4 | 6; port: number }> {
   switch (target.kind) {
     case 'unix':
-      throw new UsageError(`${formatEndpoint(target)}: UDP echo needs host:port, not a Unix socket`);
+      throw new ConfigError(
+        'HOST:PORT',
+        formatEndpoint(target),
+        'expected a host and port: UDP echo has no Unix socket',
+      );
     case 'ip':
       return {
         address: target.scopeId === undefined ? target.address : `${target.address}%${target.scopeId}`,
@@ -143,16 +144,10 @@ async function resolveTarget(target: Endpoint): Promise<{ address: string; famil
       // ':port' means this host, as core's connect() reads it.
       const host = target.kind === 'any' ? 'localhost' : target.host;
       const [first] = await dns.lookup(host, { all: true, verbatim: true });
-      if (first === undefined) throw new Error(`${host} has no address`);
+      if (first === undefined) throw Object.assign(new Error(`${host} has no address`), { code: 'ENODATA' });
       return { address: first.address, family: first.family === 6 ? 6 : 4, port: target.port };
     }
   }
-}
-
-function parseTarget(positionals: string[]): Endpoint {
-  const [target] = positionals;
-  if (target === undefined) throw new UsageError('missing HOST:PORT, e.g. 127.0.0.1:15000 or [::1]:7');
-  return parseEndpoint(target);
 }
 
 const probeOptions = {
@@ -168,27 +163,44 @@ const probeOptions = {
   }),
 };
 
+const clientOptions = {
+  ...probeOptions,
+  size: option({
+    type: integer(0, MAX_PAYLOAD_IPV6),
+    description: 'Send this many random bytes instead of MESSAGE',
+  }),
+};
+
+/**
+ * Probes the target and fills the report; resolves on an identical echo, else throws the error that decides the exit
+ * code (client-exit.ts): 1 for a reply that differs (an empty one too), 69 for ICMP port unreachable, 75 for silence.
+ */
 async function runProbe(
-  positionals: string[],
+  input: ClientRunInput<typeof probeOptions>,
   payload: Buffer | undefined,
-  config: { timeout: number; retries: number },
-) {
-  const target = parseTarget(positionals);
-  return probe(target, payload ?? Buffer.from(`udp-echo probe ${randomBytes(8).toString('hex')}`), {
+): Promise<Extract<ProbeResult, { kind: 'ok' }>> {
+  const { config, report } = input;
+  const target = input.target(input.positionals[0]);
+  report.target = formatEndpoint(target);
+  const result = await probe(target, payload ?? Buffer.from(`udp-echo probe ${randomBytes(8).toString('hex')}`), {
     timeoutMs: config.timeout * 1000,
     retries: config.retries,
   });
-}
-
-/** Runs a command body, turning usage problems into exit code 2 and other errors into 1, with one line on stderr. */
-async function guarded(name: string, body: () => Promise<number>): Promise<number> {
-  try {
-    return await body();
-  } catch (err) {
-    process.stderr.write(`udp-echo ${name}: ${(err as Error).message}\n`);
-    return err instanceof UsageError || (err as { code?: string }).code === 'NET_ERR_BAD_ENDPOINT'
-      ? CLIENT_EXIT.USAGE
-      : CLIENT_EXIT.FAILURE;
+  const { kind: _, ...fields } = result;
+  Object.assign(report, fields);
+  switch (result.kind) {
+    case 'ok':
+      return result;
+    case 'mismatch':
+      throw new BadReplyError(result.peer, describe(result));
+    case 'timeout':
+      // Every attempt waited its --timeout: that is the timeout the error names.
+      throw Object.assign(new TimeoutError(`echo from ${result.peer}`, result.timeoutMs), {
+        message: describe(result),
+      });
+    case 'refused':
+      // What the connected socket reported: the kernel's ECONNREFUSED for ICMP port unreachable (udp(7)).
+      throw Object.assign(new Error(describe(result)), { code: 'ECONNREFUSED' });
   }
 }
 
@@ -207,66 +219,39 @@ function describe(result: ProbeResult): string {
   }
 }
 
-const EXIT_OF = {
-  ok: CLIENT_EXIT.OK,
-  mismatch: CLIENT_EXIT.MISMATCH,
-  timeout: CLIENT_EXIT.TIMEOUT,
-  refused: CLIENT_EXIT.REFUSED,
-} as const;
-
-/** `udp-echo client HOST:PORT [MESSAGE...]`. */
-export const clientCommand = defineCommand({
+/** `udp-echo client [HOST:PORT [MESSAGE...]]`. */
+export const clientCommand = defineClientCommand({
   description:
-    'Send MESSAGE (or --size random bytes, or a short probe text) to a UDP echo server, wait for the echo, verify it byte for byte and print the round-trip time.',
-  args: 'HOST:PORT [MESSAGE...]',
-  exitCodes: {
-    [CLIENT_EXIT.OK]: 'identical echo',
-    [CLIENT_EXIT.FAILURE]: 'other failure',
-    [CLIENT_EXIT.USAGE]: 'bad usage',
-    [CLIENT_EXIT.TIMEOUT]: 'timeout',
-    [CLIENT_EXIT.MISMATCH]: 'reply differs (also an empty reply)',
-    [CLIENT_EXIT.REFUSED]: 'ICMP port unreachable',
-  },
+    'Send MESSAGE (or --size random bytes, or a short probe text) to a UDP echo server, wait for the echo, verify it byte for byte and print the round-trip time. Without HOST:PORT it asks the local server, 127.0.0.1:15000.',
+  args: '[HOST:PORT [MESSAGE...]]',
   maxPositionals: 1000,
-  options: {
-    ...probeOptions,
-    size: option({
-      type: integer(0, MAX_PAYLOAD_IPV6),
-      description: 'Send this many random bytes instead of MESSAGE',
-    }),
+  options: clientOptions,
+  async run(input) {
+    const { config } = input;
+    const words = input.positionals.slice(1);
+    if (config.size !== undefined && words.length > 0) {
+      throw new ConfigError('--size', String(config.size), 'expected either MESSAGE or --size, not both');
+    }
+    const payload =
+      config.size !== undefined
+        ? randomBytes(config.size)
+        : words.length > 0
+          ? Buffer.from(words.join(' '))
+          : undefined;
+    const result = await runProbe(input, payload);
+    if (!input.json) process.stdout.write(`${describe(result)}\n`);
   },
-  run: ({ config, positionals }) =>
-    guarded('client', async () => {
-      const words = positionals.slice(1);
-      if (config.size !== undefined && words.length > 0)
-        throw new UsageError('give either MESSAGE or --size, not both');
-      const payload =
-        config.size !== undefined
-          ? randomBytes(config.size)
-          : words.length > 0
-            ? Buffer.from(words.join(' '))
-            : undefined;
-      const result = await runProbe(positionals, payload, config);
-      (result.kind === 'ok' ? process.stdout : process.stderr).write(`${describe(result)}\n`);
-      return EXIT_OF[result.kind];
-    }),
 });
 
-/** `udp-echo check HOST:PORT`: exit 0 when the echo is identical, 1 otherwise (2 for a malformed HOST:PORT). */
-export const checkCommand = defineCommand({
-  description: 'Health check: send a probe datagram and exit 0 if the identical echo comes back in time, else 1.',
-  args: 'HOST:PORT',
+/** `udp-echo check [HOST:PORT]`: exit 0 when the identical echo comes back in time. */
+export const checkCommand = defineClientCommand({
+  description:
+    'Health check: send a probe datagram and exit 0 if the identical echo comes back in time. Without HOST:PORT it checks the local server, 127.0.0.1:15000.',
+  args: '[HOST:PORT]',
   maxPositionals: 1,
-  exitCodes: { [EXIT.OK]: 'identical echo', [EXIT.FAILURE]: 'any failure', [EXIT.USAGE]: 'bad usage' },
   options: probeOptions,
-  run: ({ config, positionals }) =>
-    guarded('check', async () => {
-      const result = await runProbe(positionals, undefined, config);
-      if (result.kind === 'ok') {
-        process.stdout.write(`ok: ${describe(result)}\n`);
-        return EXIT.OK;
-      }
-      process.stderr.write(`fail: ${describe(result)}\n`);
-      return EXIT.FAILURE;
-    }),
+  async run(input) {
+    const result = await runProbe(input, undefined);
+    if (!input.json) process.stdout.write(`ok: ${describe(result)}\n`);
+  },
 });

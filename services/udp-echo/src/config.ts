@@ -64,7 +64,7 @@ export const options = {
     type: oneOf(['auto', 'batch', 'dgram'] as const),
     default: 'auto',
     description:
-      'How datagrams are read and answered: batch (a worker thread, up to 64 datagrams per recvmmsg/sendmmsg call), dgram (one event per datagram, logs each drop at debug level), auto (batch unless the log level is debug or batches are unavailable here)',
+      'How datagrams are read and answered: batch (a worker thread, up to 64 datagrams per recvmmsg/sendmmsg call), dgram (one event per datagram), auto (batch where batches are available). Both log each dropped datagram at debug level',
   }),
   drainQuiet: option({
     type: decimal(0, 3600, 'seconds'),

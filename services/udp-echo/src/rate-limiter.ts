@@ -13,6 +13,7 @@
  * IPv4-mapped (dual stack), 125 for full IPv6 addresses: 40 preallocated (three Float64 and two Int32 arrays, one key
  * pointer), the rest the Map entry and the address string dgram allocated, which the table keeps alive.
  */
+import { DROP } from './drop-reasons.js';
 
 /** Limits per source; a rate of 0 switches that bucket off. */
 export interface RateLimits {
@@ -26,15 +27,19 @@ export interface RateLimits {
   byteBurst: number;
 }
 
-/** What {@link RateLimiter.check} decided; plain numbers so the hot path compares integers. */
+/**
+ * What {@link RateLimiter.check} decided; plain numbers so the hot path compares integers. A refusal is the slot of
+ * its drop reason (drop-reasons.ts), so an engine counts it without a mapping of its own.
+ */
 export const VERDICT = {
-  PASS: 0,
+  /** Answer it (not a drop reason: no slot). */
+  PASS: -1,
   /** The source's datagram bucket is empty. */
-  RATE_LIMIT_PACKETS: 1,
+  RATE_LIMIT_PACKETS: DROP.rate_limit_packets,
   /** The source's byte bucket holds fewer bytes than the datagram. */
-  RATE_LIMIT_BYTES: 2,
+  RATE_LIMIT_BYTES: DROP.rate_limit_bytes,
   /** A new source and no slot to give it (every slot holds a source active within the refill time). */
-  TABLE_FULL: 3,
+  TABLE_FULL: DROP.table_full,
 } as const;
 export type Verdict = (typeof VERDICT)[keyof typeof VERDICT];
 

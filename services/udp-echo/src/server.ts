@@ -11,21 +11,11 @@ import type dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReflectionGuard } from '@net/core';
+import { DROP, DROP_REASONS, type DropReason, type DropSlot } from './drop-reasons.js';
 import { type RateLimiter, VERDICT } from './rate-limiter.js';
 
-/** Why a datagram was dropped: the `reason` label of `net_datagrams_dropped_total`. */
-export const DROP_REASONS = [
-  'reflection_guard',
-  'rate_limit_packets',
-  'rate_limit_bytes',
-  'table_full',
-  'send_queue_full',
-] as const;
-export type DropReason = (typeof DROP_REASONS)[number];
-
-// Indexes into `dropped`, in DROP_REASONS order; VERDICT 1-3 map onto 1-3.
-const GUARD = 0;
-const SEND_QUEUE_FULL = 4;
+/** Told of one dropped datagram: why, where from, its payload size (given to engines at debug level only). */
+export type DropListener = (reason: DropReason, source: { address: string; port: number }, size: number) => void;
 
 /** Options of {@link UdpEcho}. */
 export interface UdpEchoOptions {
@@ -35,7 +25,7 @@ export interface UdpEchoOptions {
   /** Reply bytes queued in libuv (the kernel's send buffer full) past which datagrams are dropped. */
   maxQueuedBytes: number;
   /** Called for each dropped datagram when debug logging is on; never on the default log level. */
-  onDrop?: ((reason: DropReason, rinfo: dgram.RemoteInfo, size: number) => void) | undefined;
+  onDrop?: DropListener | undefined;
   /** Called with a socket error (recv or send failure); the socket stays open. */
   onError?: (err: NodeJS.ErrnoException) => void;
 }
@@ -46,7 +36,7 @@ export interface EchoEngine {
   readonly receivedBytes: number;
   readonly sent: number;
   readonly sentBytes: number;
-  /** By DROP_REASONS index. */
+  /** Dropped datagrams by reason, at each reason's slot (drop-reasons.ts). */
   readonly dropped: Float64Array;
   /** Socket errors by code (`net_errors_total`). */
   readonly errors: ReadonlyMap<string, number>;
@@ -98,7 +88,7 @@ export async function closeSockets(sockets: readonly dgram.Socket[]): Promise<vo
 
 /** The echo over any number of bound sockets, with its counters: one dgram 'message' event per datagram. */
 export class UdpEcho implements EchoEngine {
-  /** Datagrams and payload bytes received, answered; dropped ones by DROP_REASONS index. */
+  /** Datagrams and payload bytes received, answered; dropped ones by reason slot (drop-reasons.ts). */
   received = 0;
   receivedBytes = 0;
   sent = 0;
@@ -136,7 +126,7 @@ export class UdpEcho implements EchoEngine {
         this.sentBytes += bytes;
       }
     };
-    const drop = (reason: number, rinfo: dgram.RemoteInfo, size: number) => {
+    const drop = (reason: DropSlot, rinfo: dgram.RemoteInfo, size: number) => {
       this.dropped[reason]! += 1;
       if (onDrop) onDrop(DROP_REASONS[reason]!, rinfo, size);
     };
@@ -145,13 +135,13 @@ export class UdpEcho implements EchoEngine {
       this.receivedBytes += msg.length;
       if (this.#closed) return;
       // CVE-1999-0103: never answer a port that may answer back.
-      if (guard.blocks(rinfo.port)) return drop(GUARD, rinfo, msg.length);
+      if (guard.blocks(rinfo.port)) return drop(DROP.reflection_guard, rinfo, msg.length);
       if (limiter !== undefined) {
         const verdict = limiter.check(rinfo.address, msg.length, performance.now());
         if (verdict !== VERDICT.PASS) return drop(verdict, rinfo, msg.length);
       }
       // dgram queues a send in user space when the kernel's send buffer is full: bound that queue.
-      if (socket.getSendQueueSize() > maxQueuedBytes) return drop(SEND_QUEUE_FULL, rinfo, msg.length);
+      if (socket.getSendQueueSize() > maxQueuedBytes) return drop(DROP.send_queue_full, rinfo, msg.length);
       this.#inFlight++;
       socket.send(msg, rinfo.port, rinfo.address, afterSend);
     });

@@ -12,11 +12,12 @@ import {
   type PortRange,
   ReflectionGuard,
 } from '@net/core';
-import { BatchEcho, batchEngineSupport } from './batch-echo.js';
+import { BatchEcho, batchEngineSupport, DROP_REPORT_LIMIT } from './batch-echo.js';
 import { checkCommand, clientCommand } from './client.js';
 import { options } from './config.js';
+import { DROP_REASONS } from './drop-reasons.js';
 import { RateLimiter } from './rate-limiter.js';
-import { DROP_REASONS, type EchoEngine, UdpEcho } from './server.js';
+import { type DropListener, type EchoEngine, UdpEcho } from './server.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -46,12 +47,11 @@ export const service = defineService({
             byteBurst: config.rateLimitByteBurst,
           }
         : undefined;
-    const debug = log.isLevelEnabled('debug');
-    const batchUnsupported =
-      config.io === 'dgram' || (config.io === 'auto' && debug) ? undefined : batchEngineSupport();
+    // The engine depends on where batches work, never on logging: both log each dropped datagram at debug level.
+    const batchUnsupported = config.io === 'dgram' ? undefined : batchEngineSupport();
     if (config.io === 'batch' && batchUnsupported !== undefined)
       throw new ConfigError('--io', 'batch', `expected auto or dgram here (${batchUnsupported})`);
-    const useBatch = config.io === 'batch' || (config.io === 'auto' && !debug && batchUnsupported === undefined);
+    const useBatch = config.io !== 'dgram' && batchUnsupported === undefined;
     // The dgram engine's limiter lives here; the batch engine builds its own in the worker from the same limits.
     const limiter = limits !== undefined && !useBatch ? new RateLimiter(limits, config.rateLimitSources) : undefined;
     const guardPorts: PortRange[] = [...config.guardPorts];
@@ -60,18 +60,24 @@ export const service = defineService({
     const onError = (err: NodeJS.ErrnoException) => {
       errorsReported.last = err;
     };
+    const onDrop: DropListener | undefined = log.isLevelEnabled('debug')
+      ? (reason, source, size) =>
+          log.debug({ reason, peer: `${source.address}:${source.port}`, size }, 'datagram dropped')
+      : undefined;
     const echo: EchoEngine = useBatch
-      ? new BatchEcho({ guardPorts: () => guardPorts, limits, sources: config.rateLimitSources, onError })
-      : new UdpEcho({
-          guard,
-          limiter,
-          maxQueuedBytes: config.maxQueuedBytes,
-          onDrop: debug
-            ? (reason, rinfo, size) =>
-                log.debug({ reason, peer: `${rinfo.address}:${rinfo.port}`, size }, 'datagram dropped')
-            : undefined,
+      ? new BatchEcho({
+          guardPorts: () => guardPorts,
+          limits,
+          sources: config.rateLimitSources,
           onError,
-        });
+          onDrop,
+          onDropsNotListed: (dropped) =>
+            log.debug(
+              { dropped, listedAtMost: DROP_REPORT_LIMIT },
+              'more datagrams dropped than listed one by one (counted by reason)',
+            ),
+        })
+      : new UdpEcho({ guard, limiter, maxQueuedBytes: config.maxQueuedBytes, onDrop, onError });
     if (config.io === 'auto' && batchUnsupported !== undefined)
       log.warn({ reason: batchUnsupported }, 'batched datagram I/O unavailable: answering one datagram at a time');
 
@@ -100,8 +106,7 @@ export const service = defineService({
     metrics.collect('net_received_bytes_total', () => echo.receivedBytes);
     metrics.collect('net_datagrams_sent_total', () => echo.sent);
     metrics.collect('net_sent_bytes_total', () => echo.sentBytes);
-    const droppedTotal = metrics.counter('net_datagrams_dropped_total');
-    for (const reason of DROP_REASONS) droppedTotal.inc({ reason }, 0);
+    const droppedTotal = metrics.preset('net_datagrams_dropped_total', { reason: DROP_REASONS });
     const errorsTotal = metrics.counter('net_errors_total');
 
     const bound: BoundUdpSocket[] = [];

@@ -45,4 +45,4 @@ const probe: Probe = async ({ host, port }, options) => {
   return work;
 };
 
-serviceContract({ service: 'udp-echo', bin: BIN, probe, transport: 'udp' });
+serviceContract({ service: 'udp-echo', bin: BIN, probe, transport: 'udp', clients: ['client', 'check'] });

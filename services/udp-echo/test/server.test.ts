@@ -20,14 +20,14 @@ afterEach(async () => {
 });
 
 describe('udp-echo --io auto', () => {
-  it('answers with the batch engine at the default log level, and with dgram at debug (to log each drop)', async () => {
-    const batch = await startEchoWith([]);
-    expect((await batch.waitForLine((l) => l.msg === 'datagram I/O')).io).toBe('batch');
-    const dgram = await startEchoWith(['--log-level', 'debug']);
-    expect((await dgram.waitForLine((l) => l.msg === 'datagram I/O')).io).toBe('dgram');
+  it('answers with the batch engine at the default log level and at debug: logging does not choose the engine', async () => {
+    const info = await startEchoWith([]);
+    expect((await info.waitForLine((l) => l.msg === 'datagram I/O')).io).toBe('batch');
+    const debug = await startEchoWith(['--log-level', 'debug']);
+    expect((await debug.waitForLine((l) => l.msg === 'datagram I/O')).io).toBe('batch');
     const c = await client();
-    expect((await exchange(c, Buffer.from('auto'), batch.port, '127.0.0.1'))?.toString()).toBe('auto');
-    expect((await exchange(c, Buffer.from('debug'), dgram.port, '127.0.0.1'))?.toString()).toBe('debug');
+    expect((await exchange(c, Buffer.from('auto'), info.port, '127.0.0.1'))?.toString()).toBe('auto');
+    expect((await exchange(c, Buffer.from('debug'), debug.port, '127.0.0.1'))?.toString()).toBe('debug');
   });
 
   it('refuses an unknown --io with the accepted values (exit 2)', async () => {
@@ -150,6 +150,52 @@ describe.each(['batch', 'dgram'] as const)('udp-echo serve --io %s', (io) => {
     expect((await exchange(other, Buffer.from('still fine'), s.port, '127.0.0.1'))?.toString()).toBe('still fine');
     expect(answered).toBe(0);
     expect(await metric(s, 'net_datagrams_sent_total')).toBe(2);
+  });
+
+  it('at debug level logs each dropped datagram with its reason, source and size', async () => {
+    const guarded = await client();
+    const limited = await client();
+    const s = await startEcho([
+      '--log-level',
+      'debug',
+      '--guard-ports',
+      String(guarded.address().port),
+      '--rate-limit-packets',
+      '1',
+      '--rate-limit-packet-burst',
+      '1',
+    ]);
+    for (const size of [3, 4, 5]) guarded.send(pattern(size), s.port, '127.0.0.1');
+    // The first datagram takes the only token; the second finds the bucket empty (1/s refills none in time).
+    expect((await exchange(limited, Buffer.from('first'), s.port, '127.0.0.1'))?.toString()).toBe('first');
+    limited.send(pattern(6), s.port, '127.0.0.1');
+    const dropLines = () => s.lines.filter((l) => l.msg === 'datagram dropped');
+    for (let i = 0; i < 100 && dropLines().length < 4; i++) await new Promise((r) => setTimeout(r, 20));
+    const logged = dropLines().map((l) => [l.reason, l.peer, l.size, l.level]);
+    expect(logged).toHaveLength(4);
+    expect(logged).toEqual(
+      expect.arrayContaining([
+        ['reflection_guard', `127.0.0.1:${guarded.address().port}`, 3, 20],
+        ['reflection_guard', `127.0.0.1:${guarded.address().port}`, 4, 20],
+        ['reflection_guard', `127.0.0.1:${guarded.address().port}`, 5, 20],
+        ['rate_limit_packets', `127.0.0.1:${limited.address().port}`, 6, 20],
+      ]),
+    );
+    expect(await metric(s, 'net_datagrams_dropped_total', { reason: 'reflection_guard' })).toBe(3);
+    expect(await metric(s, 'net_datagrams_dropped_total', { reason: 'rate_limit_packets' })).toBe(1);
+  });
+
+  it('logs no dropped datagram one by one at the default log level', async () => {
+    const guarded = await client();
+    const s = await startEcho(['--guard-ports', String(guarded.address().port), ...NO_LIMITS]);
+    guarded.send(Buffer.from('loop?'), s.port, '127.0.0.1');
+    expect(await waitForMetric(s, 'net_datagrams_dropped_total', { reason: 'reflection_guard' }, (v) => v >= 1)).toBe(
+      1,
+    );
+    // A later datagram answered proves the drop was processed before we look at the log.
+    expect((await exchange(await client(), Buffer.from('after'), s.port, '127.0.0.1'))?.toString()).toBe('after');
+    await new Promise((r) => setTimeout(r, 250)); // longer than the batch engine's 100 ms between drop reports
+    expect(s.lines.filter((l) => l.msg === 'datagram dropped')).toEqual([]);
   });
 
   it('trips the per-source datagram limit on a burst and answers again once the bucket refills', async () => {

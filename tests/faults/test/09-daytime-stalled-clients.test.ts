@@ -82,7 +82,11 @@ describe('case 9: daytime-tcp under stalled clients', () => {
       firstProbeFailure: failures[0] ?? null,
       answerP50Ms: Number(percentile(times, 50).toFixed(2)),
       answerMaxMs: Number(Math.max(...times).toFixed(2)),
-      rejectedByLimit: sampleValue(scrape, 'net_connections_rejected_total') ?? 0,
+      // Every reason (max_connections, pending_queue_full): each is present from the start, at 0.
+      rejectedByLimit: (scrape.byName.get('net_connections_rejected_total')?.metrics ?? []).reduce(
+        (sum, m) => sum + Number(m.value),
+        0,
+      ),
       closeTimeoutHits: sampleValue(scrape, 'net_limit_hits_total', { limit: 'close_timeout' }) ?? 0,
       writeTimeoutHits: sampleValue(scrape, 'net_limit_hits_total', { limit: 'write_timeout' }) ?? 0,
       alive: isAlive(pid),
