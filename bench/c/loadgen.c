@@ -2,7 +2,8 @@
  * loadgen: a verifying epoll load generator for the echo and daytime benchmarks. Loopback only.
  *
  * usage: loadgen MODE [-a HOST] [-p PORT] [-c CONNS] [-s SIZE] [-d SECONDS] [-w WARMUP] [-t THREADS]
- *                     [-k INFLIGHT] [-b NSRC] [-L LOSS_MS] [-H HOLD_SECONDS] [-n MAX_NEW] [-F] [-P]
+ *                     [-k INFLIGHT] [-b NSRC] [-L LOSS_MS] [-H HOLD_SECONDS] [-n MAX_NEW] [-I ID_BASE] [-X SPIN_NS]
+ *                     [-F] [-P]
  * MODE:
  *   tcp-pingpong  CONNS connections; each sends a SIZE-byte message, waits for the whole echo, verifies it, repeats
  *   tcp-stream    CONNS connections each writing SIZE-byte chunks continuously while reading and verifying the echo
@@ -17,6 +18,17 @@
  * -b NSRC binds connections to source addresses 127.0.0.2 .. 127.0.0.(1+NSRC): each source address has its own
  *    ephemeral port range, and the machine's other users of 127.0.0.1's range are left alone (docs/measurements.md §8).
  *
+ * -I ID_BASE numbers this process's connections from ID_BASE: several generator processes sharing one load
+ *    (the runner's --generators) then never send the same bytes on two connections.
+ * -X SPIN_NS busy-waits SPIN_NS after every answer: a deliberately slow generator, for the harness's own test
+ *    that a saturated generator is detected. Never set in a measurement.
+ *
+ * Cost per message, so that the generator is cheaper than the servers it measures: one write and one read per
+ *    ping-pong message (plus a share of one epoll_wait, level-triggered, up to 256 events); churn opens a
+ *    connection with socket, setsockopt (SO_LINGER; IP_BIND_ADDRESS_NO_PORT and bind with -b), connect and writes
+ *    at once, without waiting for an EPOLLOUT (loopback completes the handshake inside connect), then one epoll_ctl,
+ *    one read and close: 9 system calls with -b, where waiting for the connect took 12.
+ *
  * Connection budget: every TCP socket closes with a reset (SO_LINGER 0) unless -F, and churn and daytime open at
  *    most MAX_NEW connections in the measured window (-n; it then ends when the budget does; the warmup's are
  *    bounded by its length). A FIN close leaves a
@@ -25,7 +37,11 @@
  *
  * Every byte is checked: message n of connection i is the slice of one fixed pseudo-random pattern starting at
  * (seed(i) + n * STEP) mod PERIOD, so a byte from another message or another connection does not match.
- * Prints one JSON line to stdout. Exit code: 1 if any verify failure, 2 on a usage error, otherwise 0.
+ * Prints one JSON line to stdout, with the sparse latency histogram ("hist": [bucket, count] pairs) and the
+ * generator's own load over the measured window: wait_s, the time its threads spent in epoll_wait, that is waiting
+ * for the server (a generator that hardly waits is the limit, whether its own CPU or other processes on its cores
+ * hold it back); window_cpu_s (its utime+stime); and for the cores it may run on (cpuset_cores) their idle and
+ * softirq seconds, from /proc/stat. Exit code: 1 if any verify failure, 2 on a usage error, otherwise 0.
  * Stalls: when the duration ends no new message is started; whatever is still owed 1 s later is "stalled".
  */
 #define _GNU_SOURCE
@@ -35,6 +51,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -63,7 +80,7 @@ static struct {
   enum mode mode;
   const char *host;
   int port, conns, size, threads, inflight, nsrc, loss_ms, fin, proxy;
-  long max_new;
+  long max_new, spin_ns, id_base;
   double duration, warmup, hold;
 } O = {.host = "127.0.0.1", .port = 7, .conns = 1, .size = 64, .threads = 1, .inflight = 1, .loss_ms = 200,
        .duration = 5, .warmup = 1, .hold = 60};
@@ -133,10 +150,65 @@ struct thread {
   int idx, ep, nconns, connecting, next_src;
   struct conn *conns;
   uint64_t now;
+  uint64_t wait_ns;
+  int tid_os;        /* time spent in epoll_wait: waiting for the server (atomic: main samples it) */
   struct stats st;
   unsigned char *rbuf;
   pthread_t tid;
 };
+
+/* CPU the generator used and what its cores did, at one instant: the saturation figures are the difference
+   between the start and the end of the measured window. */
+struct cpu_sample { double self_s, idle_s, softirq_s, wait_s, run_s, runq_s; int cores; };
+static struct thread *threads_all;
+
+static double rusage_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+         ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* The cores this process may run on (taskset) and their idle and softirq time from /proc/stat (proc(5)), and each
+   thread's time on a core and time runnable but waiting for one (schedstat). On loopback the receive side of every
+   segment the generator writes runs as softirq on its core; that time is inside the thread's schedstat run time
+   here, and /proc/stat counts it as softirq too: the runner does not add the two. */
+static struct cpu_sample cpu_sample(void) {
+  struct cpu_sample s = {.self_s = rusage_s()};
+  for (int t = 0; t < O.threads; t++) {
+    s.wait_s += (double)__atomic_load_n(&threads_all[t].wait_ns, __ATOMIC_RELAXED) / 1e9;
+    /* schedstat (Documentation/scheduler/sched-stats.rst): time on the CPU, time runnable but waiting for it */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", __atomic_load_n(&threads_all[t].tid_os, __ATOMIC_RELAXED));
+    FILE *f = fopen(path, "r");
+    unsigned long long run = 0, runq = 0;
+    if (f) {
+      if (fscanf(f, "%llu %llu", &run, &runq) != 2) run = runq = 0;
+      fclose(f);
+    }
+    s.run_s += (double)run / 1e9;
+    s.runq_s += (double)runq / 1e9;
+  }
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) < 0) return s;
+  s.cores = CPU_COUNT(&set);
+  FILE *f = fopen("/proc/stat", "r");
+  if (!f) return s;
+  double tick = (double)sysconf(_SC_CLK_TCK);
+  char line[512];
+  while (fgets(line, sizeof line, f)) {
+    int cpu;
+    unsigned long long user, nice, sys, idle, iowait, irq, softirq;
+    if (sscanf(line, "cpu%d %llu %llu %llu %llu %llu %llu %llu", &cpu, &user, &nice, &sys, &idle, &iowait, &irq,
+               &softirq) != 8 || cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &set))
+      continue;
+    s.idle_s += (double)(idle + iowait) / tick;
+    s.softirq_s += (double)softirq / tick;
+  }
+  fclose(f);
+  return s;
+}
 
 static const unsigned char *msg_at(uint64_t pos) { return pat + pos % PAT_PERIOD; }
 static int running(struct thread *th) { return th->now < t_end; }
@@ -162,10 +234,39 @@ static void verify_failed(struct thread *th, struct conn *c) {
 
 static void completed(struct thread *th, struct conn *c, uint64_t bytes) {
   th->st.total_msgs++;
+  if (O.spin_ns) { /* -X: a deliberately slow generator, for the harness's own saturation test */
+    uint64_t until = now_ns() + (uint64_t)O.spin_ns;
+    while (now_ns() < until) {}
+  }
   if (!in_window(th)) return;
   th->st.msgs++;
   th->st.bytes += bytes;
   hist_add(&th->st.h, th->now - c->t0);
+}
+
+static int send_proxy_header(int fd);
+
+/* Churn and daytime skip waiting for the connect: on loopback the handshake has usually completed by the time
+   connect() returns EINPROGRESS (the SYN-ACK is processed before the call returns), so churn's one write goes
+   out at once, and daytime only has to wait for the answer. That saves an EPOLLOUT wake-up, a getsockopt
+   (SO_ERROR) and an EPOLL_CTL_MOD per connection: the generator must cost less per connection than the server
+   it measures. Returns 1 when the connection now waits for its answer, 0 to wait for the connect (EAGAIN: the
+   handshake is not done yet), -1 when the write failed (refused, reset). A refused daytime connect shows up
+   as an error on the read. */
+static int short_open(struct thread *th, struct conn *c) {
+  if (O.mode != M_CHURN && O.mode != M_DAYTIME) return 0;
+  if (O.mode == M_CHURN) {
+    if (O.proxy && send_proxy_header(c->fd) < 0) return 0; /* not connected yet: the slow path sends it */
+    ssize_t n = write(c->fd, msg_at(c->seed + c->msgno * PAT_STEP), 64);
+    if (n < 0 && (errno == EAGAIN || errno == ENOTCONN) && !O.proxy) return 0;
+    if (n != 64 || (O.fin && shutdown(c->fd, SHUT_WR) < 0)) return -1; /* refused or reset: tcp_open fails */
+  }
+  th->st.opened++;
+  c->state = C_ACTIVE;
+  c->want = EPOLLIN;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+  epoll_ctl(th->ep, EPOLL_CTL_ADD, c->fd, &ev);
+  return 1;
 }
 
 /* Nonblocking connect, optionally from 127.0.0.(2+k). Completion is reported as EPOLLOUT. */
@@ -173,7 +274,8 @@ static int tcp_open(struct thread *th, struct conn *c) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  /* Nagle only holds back data sent while earlier data is unacknowledged: churn writes once, daytime never. */
+  if (O.mode != M_CHURN && O.mode != M_DAYTIME) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (!O.fin) {
     struct linger rst = {.l_onoff = 1, .l_linger = 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst, sizeof rst);
@@ -190,10 +292,13 @@ static int tcp_open(struct thread *th, struct conn *c) {
     return -1;
   }
   c->fd = fd;
-  c->state = C_CONNECTING;
   c->t0 = th->now;
   c->sent = c->rcvd = 0;
   c->bad = 0;
+  int now = short_open(th, c);
+  if (now < 0) { conn_close(c); return -1; }
+  if (now > 0) return 0;
+  c->state = C_CONNECTING;
   c->want = EPOLLOUT;
   struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
   epoll_ctl(th->ep, EPOLL_CTL_ADD, fd, &ev);
@@ -225,28 +330,27 @@ static void pp_start(struct thread *th, struct conn *c) {
   pp_write(th, c);
 }
 
+/* One read per event: epoll is level-triggered, so bytes still queued are reported again by the next epoll_wait,
+   which is batched over every connection. Reading until EAGAIN cost a second read() per message that found
+   nothing (an echo cannot arrive before the next message is sent): 1.5 reads per message instead of 1. */
 static void pp_read(struct thread *th, struct conn *c) {
-  for (;;) {
-    uint64_t want = c->state == C_ACTIVE ? O.size - c->rcvd : MAX_CHUNK;
-    ssize_t n = read(c->fd, th->rbuf, want);
-    if (n < 0) {
-      if (errno == EAGAIN) return;
-      th->st.errors++;
-      conn_close(c);
-      return;
-    }
-    if (n == 0) { th->st.errors++; conn_close(c); return; } /* EOF with an echo owed or unasked */
-    if (c->state != C_ACTIVE) { verify_failed(th, c); continue; } /* bytes nobody sent */
-    if (memcmp(th->rbuf, msg_at(c->seed + c->msgno * PAT_STEP) + c->rcvd, (size_t)n) != 0) verify_failed(th, c);
-    c->rcvd += (uint64_t)n;
-    if (c->rcvd < (uint64_t)O.size) continue;
-    completed(th, c, (uint64_t)O.size);
-    c->msgno++;
-    if (O.mode == M_IDLE) { c->state = C_DONE; return; }
-    if (!running(th)) { c->state = C_DONE; return; }
-    pp_start(th, c);
-    if (c->fd < 0) return;
+  uint64_t want = c->state == C_ACTIVE ? O.size - c->rcvd : MAX_CHUNK;
+  ssize_t n = read(c->fd, th->rbuf, want);
+  if (n < 0) {
+    if (errno == EAGAIN) return;
+    th->st.errors++;
+    conn_close(c);
+    return;
   }
+  if (n == 0) { th->st.errors++; conn_close(c); return; } /* EOF with an echo owed or unasked */
+  if (c->state != C_ACTIVE) { verify_failed(th, c); return; } /* bytes nobody sent */
+  if (memcmp(th->rbuf, msg_at(c->seed + c->msgno * PAT_STEP) + c->rcvd, (size_t)n) != 0) verify_failed(th, c);
+  c->rcvd += (uint64_t)n;
+  if (c->rcvd < (uint64_t)O.size) return;
+  completed(th, c, (uint64_t)O.size);
+  c->msgno++;
+  if (O.mode == M_IDLE || !running(th)) { c->state = C_DONE; return; }
+  pp_start(th, c);
 }
 
 /* ---- tcp-stream ---- */
@@ -493,8 +597,10 @@ static void poll_once(struct thread *th, uint64_t deadline) {
   struct epoll_event evs[256];
   int timeout = 10;
   if (deadline > th->now && deadline - th->now < 10000000ull) timeout = (int)((deadline - th->now) / 1000000ull) + 1;
+  uint64_t before = now_ns();
   int n = epoll_wait(th->ep, evs, 256, timeout);
   th->now = now_ns();
+  __atomic_add_fetch(&th->wait_ns, th->now - before, __ATOMIC_RELAXED);
   for (int i = 0; i < n; i++) on_event(th, evs[i].data.ptr, evs[i].events);
   if (O.mode == M_UDP) udp_timeouts(th);
 }
@@ -548,6 +654,7 @@ static void start(struct thread *th) {
 
 static void *thread_main(void *arg) {
   struct thread *th = arg;
+  __atomic_store_n(&th->tid_os, gettid(), __ATOMIC_RELAXED);
   if (O.mode == M_UDP) {
     for (int i = 0; i < th->nconns; i++) {
       struct conn *c = &th->conns[i];
@@ -569,6 +676,7 @@ static void *thread_main(void *arg) {
   th->now = now_ns();
   start(th);
   while (th->now < t_end) poll_once(th, t_end);
+  pthread_barrier_wait(&barrier);  /* main has read this thread's schedstat: it must not exit before */
   /* Drain: start nothing new, give what is owed 1 s, then what is left has stalled. */
   while (owed(th) > 0 && th->now < t_end + STALL_NS) poll_once(th, t_end + STALL_NS);
   if (O.mode == M_UDP) th->st.lost += owed(th);
@@ -579,7 +687,7 @@ static void *thread_main(void *arg) {
 static void usage(void) {
   fprintf(stderr, "usage: loadgen tcp-pingpong|tcp-stream|tcp-churn|udp-pingpong|daytime|idle [-a HOST] [-p PORT]\n"
                   "       [-c CONNS] [-s SIZE] [-d SECONDS] [-w WARMUP] [-t THREADS] [-k INFLIGHT] [-b NSRC]\n"
-                  "       [-L LOSS_MS] [-H HOLD_SECONDS] [-n MAX_NEW] [-F] [-P]\n");
+                  "       [-L LOSS_MS] [-H HOLD_SECONDS] [-n MAX_NEW] [-X SPIN_NS] [-I ID_BASE] [-F] [-P]\n");
   exit(2);
 }
 
@@ -591,7 +699,7 @@ int main(int argc, char **argv) {
   O.mode = (enum mode)m;
   int opt;
   optind = 2;
-  while ((opt = getopt(argc, argv, "a:p:c:s:d:w:t:k:b:L:H:n:FP")) != -1) {
+  while ((opt = getopt(argc, argv, "a:p:c:s:d:w:t:k:b:L:H:n:X:I:FP")) != -1) {
     switch (opt) {
     case 'a': O.host = optarg; break;
     case 'p': O.port = atoi(optarg); break;
@@ -605,6 +713,8 @@ int main(int argc, char **argv) {
     case 'L': O.loss_ms = atoi(optarg); break;
     case 'H': O.hold = atof(optarg); break;
     case 'n': O.max_new = atol(optarg); break;
+    case 'X': O.spin_ns = atol(optarg); break;
+    case 'I': O.id_base = atol(optarg); break;
     case 'F': O.fin = 1; break;
     case 'P': O.proxy = 1; break;
     default: usage();
@@ -613,7 +723,9 @@ int main(int argc, char **argv) {
   if (O.mode == M_CHURN || O.mode == M_IDLE) O.size = 64;
   if (O.mode == M_IDLE) O.threads = 1;
   if (O.conns < 1 || O.threads < 1 || O.size < 1 || (uint32_t)O.size > MAX_CHUNK || O.inflight < 1 ||
-      O.duration <= 0 || O.warmup < 0 || O.nsrc < 0 || O.nsrc > 250 || O.loss_ms < 1)
+      O.duration <= 0 || O.warmup < 0 || O.nsrc < 0 || O.nsrc > 250 || O.loss_ms < 1 ||
+      O.spin_ns < 0 || O.spin_ns > 1000000 || O.id_base < 0 ||
+      O.id_base > 100000000)
     usage();
   if (O.mode == M_UDP && (O.size < UDP_HDR || O.size > 65507)) usage();
   if (O.proxy && (O.mode == M_UDP || O.mode == M_DAYTIME)) usage();
@@ -636,12 +748,13 @@ int main(int argc, char **argv) {
   for (uint32_t i = PAT_PERIOD; i < PAT_PERIOD + MAX_CHUNK; i++) pat[i] = pat[i % PAT_PERIOD];
 
   struct thread *ths = calloc((size_t)O.threads, sizeof *ths);
+  threads_all = ths;
   struct conn *conns = calloc((size_t)O.conns, sizeof *conns);
   for (int i = 0; i < O.conns; i++) {
     struct conn *c = &conns[i];
     c->fd = -1;
-    c->id = (uint32_t)i;
-    c->seed = (uint64_t)i * 7919u;
+    c->id = (uint32_t)(O.id_base + i);
+    c->seed = (uint64_t)c->id * 7919u;
     if (O.mode == M_DAYTIME) c->dbuf = malloc(DAYTIME_MAX);
     if (O.mode == M_UDP) {
       c->udp_seq = calloc((size_t)O.inflight, 8);
@@ -657,7 +770,7 @@ int main(int argc, char **argv) {
     th->idx = t;
     th->conns = conns + lo;
     th->nconns = hi - lo;
-    th->next_src = lo;
+    th->next_src = (int)O.id_base + lo;
     th->ep = epoll_create1(EPOLL_CLOEXEC);
     th->rbuf = malloc(O.mode == M_UDP ? (size_t)UDP_BATCH * 65536 : MAX_CHUNK);
     if (O.mode == M_IDLE) break;
@@ -665,6 +778,8 @@ int main(int argc, char **argv) {
   }
 
   uint64_t setup_ns = 0;
+  struct cpu_sample w0 = {0}, w1 = {0};
+  double window_s = 0;
   if (O.mode == M_IDLE) {
     /* No timed phase: open, echo once, report, hold until the runner closes stdin. */
     setup(&ths[0]);
@@ -674,6 +789,16 @@ int main(int argc, char **argv) {
     setup_ns = now_ns() - t_begin;
     t_measure = now_ns() + (uint64_t)(O.warmup * 1e9);
     t_end = t_measure + (uint64_t)(O.duration * 1e9);
+    pthread_barrier_wait(&barrier);
+    /* Sample the generator's CPU over the measured window: from its start to its end, or to when the
+       connection budget ran out (the window's end for the rate too). */
+    struct timespec tick = {0, 5000000};
+    while (now_ns() < t_measure) nanosleep(&tick, NULL);
+    w0 = cpu_sample();
+    uint64_t tw0 = now_ns();
+    while (now_ns() < t_end && !__atomic_load_n(&t_budget_out, __ATOMIC_RELAXED)) nanosleep(&tick, NULL);
+    w1 = cpu_sample();
+    window_s = (double)(now_ns() - tw0) / 1e9;
     pthread_barrier_wait(&barrier);
     for (int t = 0; t < O.threads; t++) pthread_join(ths[t].tid, NULL);
   }
@@ -697,10 +822,7 @@ int main(int argc, char **argv) {
     sum.total_msgs = all / (uint64_t)O.size;
   }
 
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-               ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+  double cpu = rusage_s();
   double secs = O.mode == M_IDLE ? 0 : O.duration;
   if (t_budget_out && t_budget_out < t_end) /* the budget ended the window early */
     secs = t_budget_out > t_measure ? (double)(t_budget_out - t_measure) / 1e9 : 0;
@@ -708,16 +830,26 @@ int main(int argc, char **argv) {
   if (sum.h.count > 0)
     snprintf(lat, sizeof lat, "{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f}", hist_pct(&sum.h, 0.5) / 1e3,
              hist_pct(&sum.h, 0.99) / 1e3, hist_pct(&sum.h, 0.999) / 1e3, (double)sum.h.max / 1e3);
+  /* The histogram itself, sparse ([bucket, count] pairs): the runner merges those of several generator
+     processes into one before taking percentiles. */
+  size_t hcap = 64 + (size_t)HBUCKETS * 24, hlen = 0;
+  char *hist = malloc(hcap);
+  hlen += (size_t)snprintf(hist + hlen, hcap - hlen, "[");
+  for (int i = 0; i < HBUCKETS; i++)
+    if (sum.h.n[i]) hlen += (size_t)snprintf(hist + hlen, hcap - hlen, "%s[%d,%llu]", hlen > 1 ? "," : "", i, (unsigned long long)sum.h.n[i]);
+  snprintf(hist + hlen, hcap - hlen, "]");
   printf("{\"mode\":\"%s\",\"port\":%d,\"conns\":%d,\"size\":%d,\"inflight\":%d,\"threads\":%d,\"duration_s\":%g,"
          "\"msgs\":%llu,\"msgs_per_s\":%.1f,\"mb_per_s\":%.2f,\"lat_us\":%s,\"errors\":%llu,\"verify_failures\":%llu,"
          "\"stalled\":%llu,\"lost\":%llu,\"late\":%llu,\"opened\":%llu,\"setup_failed\":%llu,\"total_msgs\":%llu,"
-         "\"setup_s\":%.3f,\"loadgen_cpu_s\":%.3f,\"budget_exhausted\":%s}\n",
+         "\"setup_s\":%.3f,\"loadgen_cpu_s\":%.3f,\"budget_exhausted\":%s,\"window_s\":%.4f,\"window_cpu_s\":%.4f,"
+         "\"wait_s\":%.4f,\"run_s\":%.4f,\"runq_s\":%.4f,\"cpuset_cores\":%d,\"cpuset_idle_s\":%.3f,\"cpuset_softirq_s\":%.3f,\"lat_max_ns\":%llu,\"hist\":%s}\n",
          mode_names[O.mode], O.port, O.conns, O.size, O.inflight, O.threads, secs, (unsigned long long)sum.msgs,
          secs > 0 ? (double)sum.msgs / secs : 0, secs > 0 ? (double)sum.bytes / secs / 1e6 : 0, lat,
          (unsigned long long)sum.errors, (unsigned long long)sum.verify_failures, (unsigned long long)sum.stalled,
          (unsigned long long)sum.lost, (unsigned long long)sum.late, (unsigned long long)sum.opened,
          (unsigned long long)sum.setup_failed, (unsigned long long)sum.total_msgs, (double)setup_ns / 1e9, cpu,
-         t_budget_out ? "true" : "false");
+         t_budget_out ? "true" : "false", window_s, w1.self_s - w0.self_s, w1.wait_s - w0.wait_s, w1.run_s - w0.run_s, w1.runq_s - w0.runq_s, w1.cores, w1.idle_s - w0.idle_s,
+         w1.softirq_s - w0.softirq_s, (unsigned long long)sum.h.max, hist);
   fflush(stdout);
 
   if (O.mode == M_IDLE) {

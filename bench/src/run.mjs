@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// pnpm bench [-- --quick | --check] [--pin split|same|none] [--only REGEX] [--port-base N] [--out-dir DIR]
+// pnpm bench [-- --quick | --check] [--pin split|same|none] [--unpinned] [--generators N] [--only REGEX]
+//            [--port-base N] [--out-dir DIR]
 //
 // Runs every scenario against the C reference, the Node baseline and each built service in the same run, and
 // writes results/latest.{json,md} (--quick: results/latest-quick.*; --check: build/check.json, no timing claims).
-// Exit code: 1 when any verify failure or failed run (--check: any stall, error or loss too), 2 on bad usage.
+// Exit code: 1 when any verify failure or failed run (--check: any stall, error or loss too), 2 on bad usage,
+// 3 when the run is invalid because the generator was saturated driving a reference (not in --check).
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +14,7 @@ import { BENCH_DIR, BUILD_DIR, buildAll } from './build.mjs';
 import { waitForConntrackRoom } from './conntrack.mjs';
 import { runIdle, runLoadgen } from './loadgen.mjs';
 import { killAllOnExit } from './processes.mjs';
-import { generatorNotes, machineInfo, problemsOf, summarize, writeReport } from './report.mjs';
+import { generatorNotes, machineInfo, problemsOf, saturatedScenarios, summarize, writeReport } from './report.mjs';
 import { SCENARIOS } from './scenarios.mjs';
 import { startServer, stopServer, TARGETS } from './servers.mjs';
 
@@ -33,6 +35,8 @@ function parseCli() {
       quick: { type: 'boolean', default: false },
       check: { type: 'boolean', default: false },
       pin: { type: 'string', default: 'split' },
+      unpinned: { type: 'boolean', default: false },
+      generators: { type: 'string', default: '1' },
       only: { type: 'string' },
       'port-base': { type: 'string', default: process.env.NET_BENCH_PORT_BASE ?? '21000' },
       'out-dir': { type: 'string' },
@@ -40,13 +44,22 @@ function parseCli() {
   });
   const mode = values.check ? 'check' : values.quick ? 'quick' : 'full';
   const portBase = Number(values['port-base']);
-  if (!['split', 'same', 'none'].includes(values.pin) || !(portBase >= 1024 && portBase + PORT_SPAN < 32768)) {
-    console.error('usage: run.mjs [--quick|--check] [--pin split|same|none] [--only REGEX] [--port-base 1024-32727]');
+  const generators = Number(values.generators);
+  if (
+    !['split', 'same', 'none'].includes(values.pin) ||
+    !(portBase >= 1024 && portBase + PORT_SPAN < 32768) ||
+    !(Number.isInteger(generators) && generators >= 1 && generators <= 8)
+  ) {
+    console.error(
+      'usage: run.mjs [--quick|--check] [--pin split|same|none] [--unpinned] [--generators 1-8] [--only REGEX] [--port-base 1024-32727]',
+    );
     process.exit(2);
   }
   return {
     mode,
     pin: values.pin,
+    unpinned: values.unpinned,
+    generators,
     only: values.only ? new RegExp(values.only) : undefined,
     portBase,
     outDir: values['out-dir'],
@@ -81,7 +94,7 @@ async function main() {
   const skipped = [];
   let failed = false;
 
-  for (const scenario of SCENARIOS) {
+  for (const scenario of cli.unpinned ? withUnpinnedTwins(SCENARIOS) : SCENARIOS) {
     if (!scenario.modes.includes(cli.mode) || (cli.only && !cli.only.test(scenario.id))) continue;
     const targets = scenario.targets.map((id) => TARGETS[id]);
     for (const t of targets.filter((t) => t.missing)) {
@@ -121,7 +134,7 @@ async function main() {
           const server = servers[(i + run) % servers.length];
           const result = server.startError
             ? { failed: `did not start: ${server.startError}` }
-            : await measure(scenario, server, options, scenarioPins.loadgen);
+            : await measure(scenario, server, options, scenarioPins.loadgen, cli.generators);
           samples.get(server.target.id).push(result);
           const problems = problemsOf(result, scenario.mode);
           if (result.failed || result.verify_failures > 0 || (cli.mode === 'check' && problems.length)) failed = true;
@@ -142,6 +155,7 @@ async function main() {
     duration_s: settings.duration,
     warmup_s: settings.warmup,
     pin_description: pins.description,
+    generators: cli.generators,
     machine,
     elapsed_s: (Date.now() - started) / 1000,
     loadavg_at_end: os.loadavg().map((x) => Number(x.toFixed(2))),
@@ -149,6 +163,9 @@ async function main() {
     skipped,
   };
   report.generator_notes = generatorNotes(scenarios);
+  // A reference the generator could not drive flat out makes every ratio of its scenario a guess: say so
+  // loudly, and exit 3, rather than publish it (--check makes no timing claims and is exempt).
+  report.invalid = cli.mode === 'check' ? [] : saturatedScenarios(scenarios);
   const outDir = cli.outDir ?? (cli.mode === 'check' ? BUILD_DIR : join(BENCH_DIR, 'results'));
   mkdirSync(outDir, { recursive: true });
   const base = cli.mode === 'full' ? 'latest' : cli.mode === 'quick' ? 'latest-quick' : 'check';
@@ -156,10 +173,24 @@ async function main() {
   console.log(
     `wrote ${join(outDir, base)}.json${cli.mode === 'check' ? '' : ' and .md'} in ${report.elapsed_s.toFixed(0)} s`,
   );
-  return failed ? 1 : 0;
+  if (report.invalid.length)
+    console.log(`INVALID: the generator was saturated driving the reference in: ${report.invalid.join('; ')}`);
+  return failed ? 1 : report.invalid.length ? 3 : 0;
 }
 
-async function measure(scenario, server, options, loadgenCpus) {
+/**
+ * Users do not pin: with --unpinned every pinned scenario is followed by its twin with server and generator
+ * floating over all cores, reported beside it (same targets, same options, fresh servers).
+ */
+function withUnpinnedTwins(scenarios) {
+  return scenarios.flatMap((s) =>
+    s.pin === 'none' || s.mode === 'idle'
+      ? [s]
+      : [s, { ...s, id: `${s.id}@unpinned`, title: `${s.title}, unpinned`, pin: 'none', variant: true }],
+  );
+}
+
+async function measure(scenario, server, options, loadgenCpus, generators) {
   const need = scenario.mode === 'idle' ? options.conns : (options.maxNew ?? options.conns);
   const room = await waitForConntrackRoom(need, { log: (msg) => console.log(`${scenario.id}: ${msg}`) });
   if (!room.ok) return { failed: `not run: connection-tracking table at ${room.use.count}/${room.use.max} entries` };
@@ -180,9 +211,9 @@ async function measure(scenario, server, options, loadgenCpus) {
           options: { ...options, ...server.target.loadgen },
           cpus: loadgenCpus,
           serverPid: server.child.pid,
+          generators,
         });
-  // Share of one core the generator used: near 1 means the generator, not the server, may set the pace.
-  if (result.loadgen_cpu_s !== undefined) result.loadgen_cpu_share = result.loadgen_cpu_s / ((Date.now() - t0) / 1000);
+  result.elapsed_s = (Date.now() - t0) / 1000;
   return result;
 }
 
@@ -195,7 +226,11 @@ function describe(scenario, r, mode) {
   const rate = scenario.metric === 'mb_per_s' ? `${r.mb_per_s.toFixed(0)} MB/s` : `${Math.round(r.msgs_per_s)} /s`;
   const cpu = r.server_cpu_us_per_msg === undefined ? '' : `, server ${r.server_cpu_us_per_msg.toFixed(1)} µs/msg`;
   const p99 = r.lat_us ? `, p99 ${r.lat_us.p99} µs` : '';
-  return `${rate}${cpu}${p99}, ${checks}`;
+  const gen =
+    r.generator_busy === undefined
+      ? ''
+      : `, generator busy ${(r.generator_busy * 100).toFixed(0)}%${r.generator_saturated ? ' (SATURATED)' : ''}`;
+  return `${rate}${cpu}${p99}${gen}, ${checks}`;
 }
 
 main().then(

@@ -4,7 +4,7 @@
 // connection-tracking table must not fill up (see conntrack.mjs).
 const CONNECTION_BUDGET = 15000;
 
-const TCP = ['c-tcp', 'node-tcp', 'echo-tcp'];
+const TCP = ['c-tcp', 'node-tcp', 'go-tcp', 'echo-tcp'];
 const UDP = ['c-udp', 'node-udp', 'udp-echo'];
 const DAYTIME = ['c-daytime', 'node-daytime', 'daytime-tcp'];
 

@@ -4,7 +4,7 @@ import dgram from 'node:dgram';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { BENCH_DIR, BUILD_DIR } from './build.mjs';
+import { BENCH_DIR, BUILD_DIR, GO_ECHO, goMissing } from './build.mjs';
 import { startProcess, stopProcess } from './processes.mjs';
 
 const REPO_DIR = join(BENCH_DIR, '..');
@@ -52,6 +52,14 @@ export const TARGETS = {
     role: 'baseline',
     label: 'Node pipe',
     command: (port) => [process.execPath, join(BENCH_DIR, 'baselines', 'node-pipe-echo.mjs'), '--port', String(port)],
+  },
+  // What a Go user writes: a goroutine per connection and io.Copy (baselines/go-echo/main.go), built by the runner.
+  'go-tcp': {
+    kind: 'tcp-echo',
+    role: 'baseline',
+    label: 'Go io.Copy',
+    missing: goMissing(),
+    command: (port) => [GO_ECHO, String(port)],
   },
   'node-udp': {
     kind: 'udp-echo',

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BENCH_DIR, buildAll } from '../src/build.mjs';
+import { BENCH_DIR, buildAll, goMissing } from '../src/build.mjs';
 
 // Ports of their own (below the ephemeral range), so a `pnpm bench` on 21000-21039 can run meanwhile.
 const CHECK_PORT_BASE = 21050;
@@ -72,6 +72,8 @@ describe('bench --check', () => {
     // Every kind of server was exercised, references and Node baselines at least.
     const ids = new Set(measured.map((r) => r.id));
     for (const id of ['c-tcp', 'c-udp', 'c-daytime', 'node-tcp', 'node-udp', 'node-daytime']) expect(ids).toContain(id);
+    // The Go baseline is built and verified wherever go is installed (CI installs golang-go).
+    if (!goMissing()) expect(ids).toContain('go-tcp');
     for (const row of measured) {
       expect(row.runs!.length, row.id).toBeGreaterThan(0);
       for (const r of row.runs!) {

@@ -12,6 +12,7 @@ import {
   endpointType,
   integer,
   list,
+  oneOf,
   option,
   parseCidr,
   type Schema,
@@ -139,6 +140,12 @@ export const echoOptions = {
     default: false,
     description:
       'Test knob: end connections the service closes (after the knobs above, or after a client half-close) with a reset (RST) instead of a FIN',
+  }),
+  io: option({
+    type: oneOf(['auto', 'stream', 'fast'] as const),
+    default: 'auto',
+    description:
+      "How plain connections are read and echoed: fast (reads into one shared buffer and writes on the socket's handle, through Node internals), stream (plain net.Socket: data events, write, pause/drain), auto (fast, or stream with one warning where the internals it needs are missing or look different)",
   }),
   tlsListen: option({
     type: list(endpointType),

@@ -3,7 +3,7 @@
  * metrics), the idle timeout, errors, the PROXY protocol header, the greeting, and the choice between the plain
  * hot path (server.ts) and the test knobs (faults.ts). Nothing here runs per chunk of data.
  */
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import {
   type Cidr,
   type ConnectionTracker,
@@ -14,18 +14,21 @@ import {
   type Metrics,
   type ProxyInfo,
   ProxyProtocolError,
+  parseProxyHeader,
   readProxyHeader,
   systemError,
 } from '@net/core';
 import { type FaultOptions, faultsEnabled, finishFaultyEcho, startFaultyEcho } from './faults.js';
 import { RateLimitedWarning } from './rate-limited-log.js';
 import {
+  acceptOnHandle,
   type EchoContext,
   type EchoSocket,
   type EchoStats,
   finishEcho,
   finishFastEcho,
   kEcho,
+  setPreamble,
   startEcho,
   startFastEcho,
   takeOver,
@@ -44,6 +47,8 @@ export interface ConnectionOptions {
   faults: FaultOptions;
   proxyTrusted: readonly Cidr[];
   proxyTimeoutMs: number;
+  /** --io: false keeps every connection on the stream path (net.Socket 'data', write, pause/drain). */
+  fast: boolean;
   /** --allow, --deny, --max-per-source, --per-source-ipv6-prefix. */
   sources: SourcePolicyOptions;
 }
@@ -65,7 +70,22 @@ type Stage = typeof STAGE_HANDSHAKE | typeof STAGE_ECHO | typeof STAGE_FAULTY | 
 interface AcceptContext extends EchoContext {
   readonly log: Logger;
   readonly metrics: Metrics;
+  /**
+   * Fast-path read errors (client resets) not yet added to net_errors_total, by errno: in churn with reset closes
+   * every connection ends with one, and a labelled prom-client inc() per connection hashes its labels each time.
+   * Moved into the counter at scrape time (flushReadErrors).
+   */
+  readonly readErrors: Map<number, number>;
+  /** A fast-path PROXY connection ended ('end') or closed before its whole header came. */
+  readonly headerGone: (socket: EchoSocket, what: string) => void;
 }
+
+/** A fast-path PROXY connection's header so far: its bytes when they came in more than one read, and its deadline. */
+interface HeaderState {
+  pending: Buffer | undefined;
+  timer: NodeJS.Timeout;
+}
+const kHeader: unique symbol = Symbol('echo-tcp.proxy-header');
 
 /** The idle sweep's view of a connection: its byte count and the sweep tick at which that count last changed. */
 const kSeenBytes: unique symbol = Symbol('echo-tcp.seen-bytes');
@@ -73,6 +93,7 @@ const kSeenTick: unique symbol = Symbol('echo-tcp.seen-tick');
 
 type Conn = EchoSocket & {
   [kPeer]?: string;
+  [kHeader]?: HeaderState | undefined;
   [kSource]?: string;
   [kStage]: Stage;
   [kEcho]: AcceptContext;
@@ -117,7 +138,12 @@ export class ConnectionHandler {
     this.#metrics = metrics;
     this.#faulty = faultsEnabled(options.faults);
     // Plain numbers on the hot path, read by prom-client only when /metrics is scraped.
-    metrics.collect('net_received_bytes_total', () => this.stats.receivedBytes);
+    // prom-client reads metrics in registration order, synchronously: this reader, declared before net_errors_total,
+    // moves the pending read errors into that counter just before it is read.
+    metrics.collect('net_received_bytes_total', () => {
+      flushReadErrors(this.#context);
+      return this.stats.receivedBytes;
+    });
     metrics.collect('net_sent_bytes_total', () => this.stats.sentBytes);
     // Known label values at 0 from the start, so that rate() and increase() see the first event.
     const limitHits = metrics.preset('net_limit_hits_total', { limit: ['idle_timeout', 'max_buffered'] });
@@ -128,6 +154,8 @@ export class ConnectionHandler {
       onReadError: (socket, errno) => readError(socket as Conn, errno),
       log,
       metrics,
+      readErrors: new Map(),
+      headerGone: (socket, what) => this.#headerGone(socket as Conn, what),
     };
     const sourceRejections: SourceRejection[] = ['denied', 'per_source'];
     metrics.preset('net_connections_rejected_total', { reason: ['max_connections', ...sourceRejections] });
@@ -168,11 +196,12 @@ export class ConnectionHandler {
   }
 
   /**
-   * True when plain connections may take the fast path (server.ts `takeOver`): no test knob is on. Their listener
+   * True when plain connections may take the fast path (server.ts `takeOver`): --io allows it and no test knob is
+   * on. Their listener
    * must then be created with `pauseOnConnect: true` and hand its sockets to {@link acceptFast}.
    */
   get fastPath(): boolean {
-    return !this.#faulty;
+    return this.#options.fast && !this.#faulty;
   }
 
   /**
@@ -196,8 +225,119 @@ export class ConnectionHandler {
   acceptFast(socket: Socket): void {
     if (this.#refused(socket)) return;
     if (this.#screening && !this.#admitSource(socket, socket.remoteAddress)) return;
-    const conn = takeOver(socket, this.#context) as Conn;
-    this.#releaseSourceOnClose(conn, (socket as Conn)[kSource]);
+    // The count sits on the accepted socket; the fast socket that replaces it owns the connection from here.
+    this.#beginFastAccepted(takeOver(socket, this.#context) as Conn, (socket as Conn)[kSource]);
+  }
+
+  /**
+   * Makes `server` (a plain listener created with `pauseOnConnect: true`, listening) accept on its handle straight
+   * into fast sockets (server.ts `acceptOnHandle`). False when its handle does not allow it: {@link acceptFast} stays.
+   */
+  acceptOnHandle(server: Server): boolean {
+    return acceptOnHandle(server, this.#context, (socket) => {
+      if (this.#refused(socket)) return;
+      if (this.#screening && !this.#admitSource(socket, socket.remoteAddress)) return;
+      this.#beginFastAccepted(socket as Conn, (socket as Conn)[kSource]);
+    });
+  }
+
+  /**
+   * A PROXY listener on the fast path: accepts on the listening handle as the plain ones do, and reads the header
+   * inside the fast read callback (server.ts setPreamble), so a PROXY connection costs no readable stream, promise
+   * or second socket (in PROXY churn they cost 5.7x the C reference's CPU per connection). The rules are
+   * #handshake's: trusted sources only, the whole header within --proxy-timeout, the same reasons when refused, the
+   * source policy on the header's client (#headerAccepted), and a drain that starts mid-header lets the header finish.
+   * False when the listening handle does not allow it: the 'connection' path (#handshake) stays.
+   */
+  acceptProxyOnHandle(server: Server): boolean {
+    return acceptOnHandle(server, this.#context, (socket) => {
+      if (this.#refused(socket)) return;
+      const conn = socket as Conn;
+      this.#track(conn);
+      if (conn.remoteAddress !== undefined && !cidrContains(this.#options.proxyTrusted, conn.remoteAddress)) {
+        this.#proxyRefused(conn, 'untrusted', `source ${formatPeer(conn)} is not in --proxy-trusted`);
+        return;
+      }
+      const timer = setTimeout(this.#headerTimeout, this.#options.proxyTimeoutMs, conn);
+      conn[kHeader] = { pending: undefined, timer };
+      conn.on('end', headerEnded);
+      conn.on('close', headerClosed);
+      setPreamble(conn, this.#headerPreamble);
+    });
+  }
+
+  readonly #headerPreamble = (socket: EchoSocket, buf: Buffer, nread: number): number =>
+    this.#readHeader(socket as Conn, buf, nread);
+
+  /** Bytes of a fast-path PROXY connection before its header is complete: returns where the payload starts. */
+  #readHeader(conn: Conn, buf: Buffer, nread: number): number {
+    const state = conn[kHeader] as HeaderState;
+    const previous = state.pending?.length ?? 0;
+    // Most headers come whole in one read and are parsed in place; the parser bounds what needs keeping.
+    const bytes =
+      state.pending === undefined ? buf.subarray(0, nread) : Buffer.concat([state.pending, buf.subarray(0, nread)]);
+    let parsed: ReturnType<typeof parseProxyHeader>;
+    try {
+      parsed = parseProxyHeader(bytes);
+    } catch (err) {
+      if (!(err instanceof ProxyProtocolError)) throw err;
+      this.#headerDone(conn);
+      this.#proxyRefused(conn, err.reason, err.message);
+      return -1;
+    }
+    if ('needMore' in parsed) {
+      // buf is the shared read buffer: keep a copy.
+      state.pending = state.pending === undefined ? Buffer.from(bytes) : bytes;
+      return nread;
+    }
+    this.#headerDone(conn);
+    if (!this.#headerAccepted(conn, parsed.info)) return -1;
+    this.#releaseSourceOnClose(conn, conn[kSource]);
+    this.#greet(conn);
+    conn[kStage] = STAGE_FAST;
+    startFastEcho(conn);
+    const start = parsed.headerLength - previous;
+    if (!this.#draining) return start;
+    // A drain began while the header was on its way: what came with the header is echoed (a copy: buf is the shared
+    // read buffer), then the connection is drained like the others. The echo of this read ends here.
+    if (start < nread) this.#echoOwed(conn, [Buffer.from(buf.subarray(start, nread))]);
+    finishConnection(conn);
+    return nread;
+  }
+
+  #headerDone(conn: Conn): void {
+    const state = conn[kHeader];
+    if (state === undefined) return;
+    clearTimeout(state.timer);
+    conn[kHeader] = undefined;
+    setPreamble(conn, undefined);
+    conn.off('end', headerEnded);
+    conn.off('close', headerClosed);
+  }
+
+  readonly #headerTimeout = (conn: Conn): void => {
+    const received = conn[kHeader]?.pending?.length ?? 0;
+    if (conn[kHeader] === undefined || conn.destroyed) return;
+    this.#headerDone(conn);
+    this.#proxyRefused(
+      conn,
+      'timeout',
+      `no complete header within ${this.#options.proxyTimeoutMs} ms (${received} bytes received)`,
+    );
+  };
+
+  #headerGone(conn: Conn, what: string): void {
+    const received = conn[kHeader]?.pending?.length ?? 0;
+    if (conn[kHeader] === undefined) return;
+    this.#headerDone(conn);
+    if (received === 0) this.#proxyRefused(conn, 'closed', `the connection ${what} before a header arrived`);
+    else
+      this.#proxyRefused(conn, 'truncated', `the connection ${what} after ${received} bytes of an incomplete header`);
+  }
+
+  /** A fast socket of a plain listener, admitted: `source` is its --max-per-source key, given back when it closes. */
+  #beginFastAccepted(conn: Conn, source: string | undefined): void {
+    this.#releaseSourceOnClose(conn, source);
     this.#track(conn);
     this.#greet(conn);
     conn[kStage] = STAGE_FAST;
@@ -317,10 +457,7 @@ export class ConnectionHandler {
   finishAll(): void {
     this.#draining = true;
     this.#connections.forEach((socket) => {
-      const conn = socket as Conn;
-      if (conn[kStage] === STAGE_FAST) finishFastEcho(conn);
-      else if (conn[kStage] === STAGE_ECHO) finishEcho(conn);
-      else if (conn[kStage] === STAGE_FAULTY) finishFaultyEcho(conn);
+      finishConnection(socket as Conn);
     });
   }
 
@@ -374,6 +511,20 @@ export class ConnectionHandler {
       return;
     }
     if (conn.destroyed) return;
+    if (!this.#headerAccepted(conn, info)) return;
+    if (this.#draining) {
+      // A drain began while the header was on its way: served, then drained at once like the others.
+      this.#begin(conn);
+      finishConnection(conn);
+    } else if (this.fastPath) this.#beginFast(conn);
+    else this.#begin(conn);
+  }
+
+  /**
+   * The real client's address for logs, the source policy on it, and the debug line. False when the policy refused
+   * the client: the connection has been reset.
+   */
+  #headerAccepted(conn: Conn, info: ProxyInfo): boolean {
     if (info.command === 'PROXY' && info.source !== undefined) {
       const { address, port } = info.source;
       conn[kPeer] =
@@ -381,7 +532,7 @@ export class ConnectionHandler {
       // The header's client is the one --allow/--deny/--max-per-source mean: the proxy's own address would put
       // every client behind it in one source. A LOCAL or UNKNOWN header (a health check) is the trusted proxy
       // speaking for itself: neither checked nor counted.
-      if (this.#screening && info.family !== 'UNIX' && !this.#admitSource(conn, address)) return;
+      if (this.#screening && info.family !== 'UNIX' && !this.#admitSource(conn, address)) return false;
     }
     if (this.#log.isLevelEnabled('debug')) {
       this.#log.debug(
@@ -393,12 +544,7 @@ export class ConnectionHandler {
         'PROXY header accepted',
       );
     }
-    if (this.#draining) {
-      this.#begin(conn);
-      if (conn[kStage] === STAGE_FAULTY) finishFaultyEcho(conn);
-      else finishEcho(conn);
-    } else if (this.#faulty) this.#begin(conn);
-    else this.#beginFast(conn);
+    return true;
   }
 
   /**
@@ -422,13 +568,18 @@ export class ConnectionHandler {
     fast[kSeenTick] = conn[kSeenTick];
     if (this.#log.isLevelEnabled('debug')) this.#logClose(fast, formatPeer(fast));
     this.#greet(fast);
-    for (const chunk of moved.owed) {
-      this.stats.receivedBytes += chunk.length;
-      this.stats.sentBytes += chunk.length;
-      fast.write(chunk);
-    }
+    this.#echoOwed(fast, moved.owed);
     fast[kStage] = STAGE_FAST;
     startFastEcho(fast);
+  }
+
+  /** Bytes that came with a PROXY header, read before the echo began: echoed first, counted as the echo counts. */
+  #echoOwed(conn: Conn, chunks: readonly Buffer[]): void {
+    for (const chunk of chunks) {
+      this.stats.receivedBytes += chunk.length;
+      this.stats.sentBytes += chunk.length;
+      conn.write(chunk);
+    }
   }
 
   #proxyRefused(conn: Conn, reason: string, message: string): void {
@@ -449,6 +600,24 @@ function closeFields(conn: Conn, via: string): Record<string, unknown> {
   };
 }
 
+/**
+ * Starts a connection's drain on whichever path serves it (finishAll, and a PROXY connection whose header completes
+ * during the drain). One still waiting for its header has nothing to finish yet: it finishes when the header is in.
+ */
+function finishConnection(conn: Conn): void {
+  if (conn[kStage] === STAGE_FAST) finishFastEcho(conn);
+  else if (conn[kStage] === STAGE_ECHO) finishEcho(conn);
+  else if (conn[kStage] === STAGE_FAULTY) finishFaultyEcho(conn);
+}
+
+function headerEnded(this: Conn): void {
+  this[kEcho].headerGone(this, 'ended (FIN)');
+}
+
+function headerClosed(this: Conn): void {
+  this[kEcho].headerGone(this, 'closed');
+}
+
 /** Resets and other socket errors are the client's business: counted by code, logged at debug, never thrown. */
 function connOnError(this: Conn, err: NodeJS.ErrnoException): void {
   const { metrics, log } = this[kEcho];
@@ -458,11 +627,17 @@ function connOnError(this: Conn, err: NodeJS.ErrnoException): void {
 
 /** A fast-path read error, counted as connOnError counts an 'error' event, with no Error built unless logged. */
 function readError(conn: Conn, errno: number): void {
-  const { metrics, log } = conn[kEcho];
-  const code = errnoName(errno);
-  metrics.counter('net_errors_total').inc({ code });
+  const { readErrors, log } = conn[kEcho];
+  readErrors.set(errno, (readErrors.get(errno) ?? 0) + 1);
   if (log.isLevelEnabled('debug'))
     log.debug({ peer: conn[kPeer] ?? formatPeer(conn), err: systemError(errno, 'read') }, 'connection error');
+}
+
+function flushReadErrors(context: AcceptContext): void {
+  if (context.readErrors.size === 0) return;
+  const counter = context.metrics.counter('net_errors_total');
+  for (const [errno, count] of context.readErrors) counter.inc({ code: errnoName(errno) }, count);
+  context.readErrors.clear();
 }
 
 /** No traffic either way for --idle-timeout: the client is gone or stuck; free its descriptor and buffers. */

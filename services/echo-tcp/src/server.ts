@@ -50,11 +50,26 @@ const kDiscard: unique symbol = Symbol('echo-tcp.discard');
 const kQueuedBytes: unique symbol = Symbol('echo-tcp.queued-bytes');
 const kWaiting: unique symbol = Symbol('echo-tcp.waiting');
 
+/** A step before the echo on a fast-path connection (a PROXY header): see {@link setPreamble}. */
+const kPreamble: unique symbol = Symbol('echo-tcp.preamble');
+
+/**
+ * Takes each read of a fast-path connection before the echo: returns where the echo starts in `buf` (`nread` when it
+ * took every byte), or -1 when it closed the connection. `buf` is the shared read buffer, valid until it returns.
+ */
+export type Preamble = (socket: EchoSocket, buf: Buffer, nread: number) => number;
+
 type FastSocket = EchoSocket & {
   [kDiscard]?: true;
   [kQueuedBytes]: number;
   [kWaiting]: boolean;
+  [kPreamble]: Preamble | undefined;
 };
+
+/** Hands a fast-path connection's reads to `preamble` until it is set back to undefined. */
+export function setPreamble(socket: EchoSocket, preamble: Preamble | undefined): void {
+  (socket as FastSocket)[kPreamble] = preamble;
+}
 
 /** Bytes accepted for sending and not yet handed to the kernel: the stream's queue and the queued direct writes. */
 export function bytesQueued(socket: EchoSocket): number {
@@ -145,7 +160,7 @@ const SLAB_SIZE = 1 << 20;
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
 let slabUsed = 0;
 
-function copyOut(source: Buffer, length: number): Buffer {
+function copyOut(source: Buffer, start: number, length: number): Buffer {
   if (slabUsed + length > SLAB_SIZE) {
     slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
     slabUsed = 0;
@@ -157,7 +172,7 @@ function copyOut(source: Buffer, length: number): Buffer {
     lastOffset = slabUsed;
     lastSlab = slab;
   }
-  source.copy(chunk, 0, 0, length);
+  source.copy(chunk, 0, start, start + length);
   return chunk;
 }
 
@@ -196,6 +211,11 @@ export function takeOver(accepted: Socket, context: EchoContext): EchoSocket {
   const server = old._server;
   old._handle = null;
   old._server = null;
+  return wrapHandle(handle, server, context);
+}
+
+/** The fast socket around an accepted handle, counted in `server`'s connections (its destroy() uncounts it). */
+function wrapHandle(handle: unknown, server: Server | null, context: EchoContext): EchoSocket {
   const socket = new Socket({ ...FAST_OPTIONS, handle } as ConstructorParameters<typeof Socket>[0]) as FastSocket;
   const internal = socket as unknown as { _server: Server | null; server: Server | null };
   internal._server = server;
@@ -203,8 +223,53 @@ export function takeOver(accepted: Socket, context: EchoContext): EchoSocket {
   socket[kEcho] = context;
   socket[kQueuedBytes] = 0;
   socket[kWaiting] = false;
+  socket[kPreamble] = undefined;
   hookReads(socket);
   return socket;
+}
+
+interface ListenHandle {
+  onconnection: (err: number, clientHandle: ClientHandle) => void;
+}
+interface ClientHandle {
+  setNoDelay?(on: boolean): number;
+  close(): void;
+}
+type CountedServer = Server & { _handle: ListenHandle | null; _connections: number };
+
+/**
+ * Accepts on the listening handle itself: each accepted handle goes straight into the fast socket, without the
+ * `net.Socket` that Node's own `onconnection` (lib/net.js) builds first and {@link takeOver} then throws away (in
+ * connection churn, Node's Socket constructor, its Duplex state and takeOver were 10 % of the server's samples,
+ * `bench:profile`). Does what Node's onconnection does for a server created with `allowHalfOpen`, `noDelay` and
+ * `pauseOnConnect`: an accept error becomes the server's 'error', past `maxConnections` the handle is closed and
+ * 'drop' emitted, TCP_NODELAY set, the server's connection count raised (the socket's destroy() lowers it).
+ * cluster's round-robin workers hand connections to the same `onconnection` property, so they take this path too.
+ *
+ * Returns false, changing nothing, when the server's handle does not look like Node 20-24's: the caller keeps
+ * its 'connection' listener (takeOver) then.
+ */
+export function acceptOnHandle(server: Server, context: EchoContext, onSocket: (socket: EchoSocket) => void): boolean {
+  const counted = server as CountedServer;
+  const handle = counted._handle;
+  if (handle === null || typeof handle.onconnection !== 'function' || typeof counted._connections !== 'number')
+    return false;
+  handle.onconnection = (err, clientHandle) => {
+    if (err !== 0 && err !== undefined) {
+      server.emit('error', systemError(err, 'accept'));
+      return;
+    }
+    if (server.maxConnections && counted._connections >= server.maxConnections) {
+      clientHandle.close();
+      server.emit('drop');
+      return;
+    }
+    clientHandle.setNoDelay?.(true);
+    const socket = wrapHandle(clientHandle, server, context);
+    counted._connections++;
+    onSocket(socket);
+  };
+  return true;
 }
 
 /** libuv's UV_EOF: the same value on every platform. */
@@ -292,10 +357,18 @@ export function startFastEcho(socket: EchoSocket): void {
  */
 function fastOnRead(this: FastSocket, nread: number, buf: Buffer): boolean {
   if (this[kDiscard] === true) return true;
+  let start = 0;
+  const preamble = this[kPreamble];
+  if (preamble !== undefined) {
+    start = preamble(this, buf, nread);
+    if (start < 0) return false;
+    if (start >= nread) return true;
+  }
+  const length = nread - start;
   const echo = this[kEcho];
-  echo.stats.receivedBytes += nread;
-  echo.stats.sentBytes += nread;
-  const chunk = copyOut(buf, nread);
+  echo.stats.receivedBytes += length;
+  echo.stats.sentBytes += length;
+  const chunk = copyOut(buf, start, length);
   if (writer !== undefined && this.writableLength === 0) {
     const outcome = writer.write(this, chunk, this);
     if (outcome === WRITE_DONE) return true;
@@ -303,8 +376,8 @@ function fastOnRead(this: FastSocket, nread: number, buf: Buffer): boolean {
       this.destroy(writer.lastError);
       return false;
     }
-    keepLastCopy(nread);
-    this[kQueuedBytes] += nread;
+    keepLastCopy(length);
+    this[kQueuedBytes] += length;
     if (this[kQueuedBytes] > echo.maxBuffered) {
       this[kWaiting] = true;
       echo.onBackpressure();
@@ -314,7 +387,7 @@ function fastOnRead(this: FastSocket, nread: number, buf: Buffer): boolean {
   }
   const below = this.write(chunk);
   if (this.writableLength === 0) return true;
-  keepLastCopy(nread);
+  keepLastCopy(length);
   if (!below && this.writableLength > echo.maxBuffered) {
     this.once('drain', fastOnDrain);
     echo.onBackpressure();

@@ -24,6 +24,7 @@ import { checkOptions, runCheck } from './check.js';
 import { clientOptions, runClient } from './client.js';
 import { DEFAULT_PORT, echoOptions } from './config.js';
 import { ConnectionHandler } from './connection.js';
+import { fastPathUnsupported } from './fast-path-support.js';
 import { renderGreeting } from './greeting.js';
 import { createTlsServer, loadTlsContext } from './tls.js';
 
@@ -55,6 +56,7 @@ export const service = defineService({
       config.tlsCert !== undefined && config.tlsKey !== undefined
         ? { cert: config.tlsCert, key: config.tlsKey }
         : undefined;
+    const fast = chooseFastPath(config.io, ctx.sources, log);
     const handler = new ConnectionHandler({
       options: {
         maxConnections,
@@ -72,6 +74,7 @@ export const service = defineService({
         },
         proxyTrusted: config.proxyTrusted,
         proxyTimeoutMs: Math.max(1, Math.round(config.proxyTimeout * 1000)),
+        fast,
         sources: {
           allow: config.allow,
           deny: config.deny,
@@ -144,6 +147,11 @@ export const service = defineService({
         // Only once listening: a failed bind (EADDRINUSE, EACCES) is reported by listen() as a start failure, not
         // as an accept error ("descriptors exhausted?").
         server.on('error', (err: NodeJS.ErrnoException) => handler.acceptError(err));
+        // The fast path accepts on the listening handle (no throw-away Socket per connection; PROXY headers read in
+        // the fast read callback) where it can; the 'connection' listener above stays for a handle that does not
+        // look as expected.
+        if (kind === 'plain' && handler.fastPath) handler.acceptOnHandle(server);
+        else if (kind === 'proxy' && handler.fastPath) handler.acceptProxyOnHandle(server);
       }
     } catch (err) {
       for (const { server } of servers) server.close();
@@ -191,6 +199,27 @@ export const service = defineService({
     }),
   },
 });
+
+/**
+ * --io: whether plain connections take the fast path. `fast` where the internals are missing is bad configuration
+ * (exit 2, saying what is missing); `auto` then falls back to the stream path with one warning.
+ */
+function chooseFastPath(
+  io: 'auto' | 'stream' | 'fast',
+  sources: Readonly<Record<string, string>>,
+  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void },
+): boolean {
+  const unsupported = io === 'stream' ? undefined : fastPathUnsupported();
+  if (io === 'fast' && unsupported !== undefined) {
+    const name = sources.io === 'env' ? 'ECHO_TCP_IO' : '--io';
+    throw new ConfigError(name, 'fast', `expected auto or stream on this Node ${process.version} (${unsupported})`);
+  }
+  const fast = io !== 'stream' && unsupported === undefined;
+  if (io === 'auto' && unsupported !== undefined)
+    log.warn({ reason: unsupported }, 'fast path unavailable on this Node: echoing through net.Socket streams');
+  log.info({ io: fast ? 'fast' : 'stream' }, 'TCP I/O');
+  return fast;
+}
 
 /** The flag or the environment variable a setting came from, as the user wrote it (for messages). */
 function settingName(key: 'tlsListen' | 'tlsCert' | 'tlsKey', sources: Readonly<Record<string, string>>): string {

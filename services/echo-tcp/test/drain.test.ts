@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { stopAllServices } from '@net/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { collect, connectTo, receive, startEcho } from './helpers.js';
@@ -65,6 +66,26 @@ describe('drain on SIGTERM', () => {
     const result = await got;
     expect(result.how).toBe('eof');
     expect(result.data.equals(payload)).toBe(true);
+    expect((await service.exited).code).toBe(0);
+  });
+
+  it('a connection whose PROXY header completes during the drain is drained at once: what came with the header is echoed, then FIN, though the client has not closed', async () => {
+    // --drain-timeout 60: a connection left echoing instead of drained would get its FIN only then, long after the
+    // bounded wait below.
+    const service = await startEcho(['--drain-timeout', '60', '--proxy-protocol', '--log-level', 'debug']);
+    const socket = await connectTo(service.port);
+    const got = collect(socket);
+    socket.on('error', () => {});
+    await service.waitForLine((l) => l.msg === 'connection opened', 5000);
+    service.kill('SIGTERM');
+    await service.waitForLine((l) => String(l.msg).startsWith('draining'), 5000);
+    const payload = randomBytes(1024);
+    socket.write(Buffer.concat([HAPROXY_V2, payload]));
+    const result = await Promise.race([got, sleep(15_000).then(() => 'no FIN 15 s after the header')]);
+    expect(typeof result === 'string' ? result : { how: result.how, echoed: result.data.equals(payload) }).toEqual({
+      how: 'eof',
+      echoed: true,
+    });
     expect((await service.exited).code).toBe(0);
   });
 

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  acceptOnHandle,
   bytesQueued,
   type EchoContext,
   type EchoSocket,
@@ -163,6 +164,59 @@ describe.each(['stream', 'fast'] as const)('the echo loop (server.ts, %s path)',
     }
     const count = () => new Promise<number>((r, j) => server.getConnections((e, n) => (e ? j(e) : r(n))));
     expect(await count()).toBe(3);
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    for (const c of clients) c.destroy();
+    await closed;
+    expect(await count()).toBe(0);
+  });
+});
+
+describe('accepting on the listening handle (acceptOnHandle)', () => {
+  it('hands each connection straight to a fast socket: no connection event, the count follows, maxConnections drops', async () => {
+    const context = {
+      stats: { receivedBytes: 0, sentBytes: 0 },
+      maxBuffered: 1 << 20,
+      onBackpressure: () => {},
+      onReadError: () => {},
+    } as unknown as EchoContext;
+    let connectionEvents = 0;
+    let drops = 0;
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, () => {
+      connectionEvents++;
+    });
+    server.on('drop', () => drops++);
+    server.maxConnections = 2;
+    cleanup.push(() => server.close());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const accepted: EchoSocket[] = [];
+    const onSocket = (socket: EchoSocket) => {
+      accepted.push(socket);
+      startFastEcho(socket);
+    };
+    expect(acceptOnHandle(server, context, onSocket)).toBe(true);
+    const port = (server.address() as net.AddressInfo).port;
+    const connect = () =>
+      new Promise<net.Socket>((resolve) => {
+        const c = net.connect({ port, host: '127.0.0.1' }, () => resolve(c));
+        c.on('error', () => {});
+        cleanup.push(() => c.destroy());
+      });
+    const clients = [await connect(), await connect()];
+    for (const c of clients) {
+      const back = receive(c, 5);
+      c.write('hello');
+      expect((await back).toString()).toBe('hello');
+    }
+    expect(accepted).toHaveLength(2);
+    expect(connectionEvents).toBe(0);
+    expect(accepted.every((s) => (s as unknown as { server: net.Server }).server === server)).toBe(true);
+    const count = () => new Promise<number>((r, j) => server.getConnections((e, n) => (e ? j(e) : r(n))));
+    expect(await count()).toBe(2);
+    // A third is over maxConnections: closed at once and reported as 'drop', as Node's own accept does.
+    const third = await connect();
+    await new Promise((r) => third.once('close', r));
+    expect(drops).toBe(1);
+    expect(accepted).toHaveLength(2);
     const closed = new Promise<void>((r) => server.close(() => r()));
     for (const c of clients) c.destroy();
     await closed;

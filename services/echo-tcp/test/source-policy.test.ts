@@ -266,6 +266,30 @@ describe('behind a PROXY listener, the header’s client is the source', () => {
     first.destroy();
   });
 
+  it('gives a client’s slot back when its connection closes, and counts no LOCAL header against anyone', async () => {
+    // Two LOCAL connections open at once under --max-per-source 1: the proxy speaking for itself is no source.
+    const local = encodeProxyV2({ command: 'LOCAL', family: 'UNKNOWN' });
+    const checks = [await connectTo(proxyPort), await connectTo(proxyPort)];
+    for (const [i, s] of checks.entries()) {
+      const back = receive(s, 2);
+      s.write(Buffer.concat([local, Buffer.from(`c${i}`)]));
+      expect((await back).toString()).toBe(`c${i}`);
+    }
+    const first = await connectTo(proxyPort);
+    const { data } = await echo(first, Buffer.concat([header('192.0.2.60'), Buffer.from('one')]));
+    expect(data.toString()).toBe('one');
+    // The first connection has closed: its client gets in again (retried, bounded, until the service has seen the
+    // close); a count never given back would reset every attempt.
+    let again = '';
+    for (let i = 0; i < 50 && again !== 'two'; i++) {
+      const s = await connectTo(proxyPort);
+      again = (await echo(s, Buffer.concat([header('192.0.2.60'), Buffer.from('two')]))).data.toString();
+      if (again !== 'two') await sleep(20);
+    }
+    expect(again).toBe('two');
+    for (const s of checks) s.destroy();
+  });
+
   it('serves a LOCAL header (a health check) from the proxy itself, which no list names', async () => {
     const s = await connectTo(proxyPort);
     const local = encodeProxyV2({ command: 'LOCAL', family: 'UNKNOWN' });

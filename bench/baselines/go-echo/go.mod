@@ -1,0 +1,3 @@
+module netbench/go-echo
+
+go 1.19

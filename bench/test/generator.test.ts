@@ -1,0 +1,175 @@
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildAll } from '../src/build.mjs';
+import { histPercentiles, mergeResults, runLoadgen, splitLoad } from '../src/loadgen.mjs';
+import { renderMarkdown, saturatedScenarios, summarize } from '../src/report.mjs';
+
+// A port of its own (below the ephemeral range), apart from the bench's 21000-21039 and check.test.ts's.
+const REF_PORT = 21096;
+
+describe('splitting one load over several generator processes', () => {
+  it('divides connections and the churn budget exactly, and numbers each process from its own base', () => {
+    const parts = splitLoad({ conns: 50, maxNew: 15001, size: 64 }, 3);
+    expect(parts.map((p) => p.conns)).toEqual([16, 17, 17]);
+    expect(parts.reduce((sum, p) => sum + p.maxNew, 0)).toBe(15001);
+    expect(parts.map((p) => p.idBase)).toEqual([0, 16, 33]);
+    expect(parts.every((p) => p.size === 64)).toBe(true);
+  });
+
+  it('never starts more processes than there are connections, and leaves one process unnumbered', () => {
+    expect(splitLoad({ conns: 1, inflight: 32 }, 4)).toEqual([{ conns: 1, inflight: 32 }]);
+  });
+});
+
+describe('the report of a run', () => {
+  const scenario = {
+    id: 'tcp-pingpong-64x50',
+    title: 'TCP ping-pong 64 B x50',
+    mode: 'tcp-pingpong',
+    metric: 'msgs_per_s',
+  };
+  const targets = [
+    { id: 'c-tcp', label: 'C epoll', role: 'reference' },
+    { id: 'echo-tcp', label: 'echo-tcp', role: 'service' },
+  ];
+  const run = (rate: number, busy: number) => ({
+    msgs_per_s: rate,
+    total_msgs: rate,
+    verify_failures: 0,
+    stalled: 0,
+    errors: 0,
+    generator_busy: busy,
+    generator_saturated: busy >= 0.9,
+  });
+  const report = (refBusy: number) => {
+    const samples = new Map([
+      ['c-tcp', [run(100_000, refBusy)]],
+      ['echo-tcp', [run(80_000, 0.5)]],
+    ]);
+    const scenarios = [summarize(scenario, samples, targets)];
+    return {
+      mode: 'full',
+      runs: 1,
+      duration_s: 2.5,
+      warmup_s: 0.5,
+      pin_description: 'split',
+      generators: 1,
+      machine: { date: 'now', cpu: 'cpu', cores: 2, kernel: 'Linux', node: 'v20', loadavg_at_start: [0, 0, 0] },
+      elapsed_s: 1,
+      loadavg_at_end: [0, 0, 0],
+      scenarios,
+      skipped: [],
+      generator_notes: [],
+      invalid: saturatedScenarios(scenarios),
+    };
+  };
+
+  it('is marked INVALID, naming the scenario, when the generator was saturated driving the reference', () => {
+    const bad = report(0.95);
+    expect(bad.invalid).toEqual(['TCP ping-pong 64 B x50']);
+    expect(renderMarkdown(bad)).toMatch(
+      /INVALID RUN: the generator was saturated driving the reference in: TCP ping-pong 64 B x50/,
+    );
+    const good = report(0.6);
+    expect(good.invalid).toEqual([]);
+    expect(renderMarkdown(good)).not.toMatch(/INVALID/);
+    expect(renderMarkdown(good)).toMatch(/\| 60 \/ 50 \| ok \|$/m);
+  });
+});
+
+/** The C reference on core 0, in its own process group (killed whole afterwards). */
+function startRef(bin: string, port: number) {
+  return spawn('taskset', ['-c', '0', bin, String(port)], { detached: true, stdio: 'ignore' });
+}
+
+async function waitForPort(port: number, timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`);
+}
+
+// These pin the harness, not the service: whether the generator notices when it, not the server, sets the pace.
+// Short (1 s) runs against the C reference, generator on core 1 and server on core 0 as in the bench.
+describe('the generator against the C reference', () => {
+  let ref: ReturnType<typeof startRef>;
+  beforeAll(async () => {
+    const bins = buildAll();
+    ref = startRef(bins['echo-tcp-ref'], REF_PORT);
+    await waitForPort(REF_PORT);
+  });
+  afterAll(() => {
+    if (ref?.pid) process.kill(-ref.pid, 'SIGKILL');
+  });
+
+  const pingpong = (extra: Record<string, unknown>, generators = 1) =>
+    runLoadgen({
+      mode: 'tcp-pingpong',
+      port: REF_PORT,
+      options: { conns: 50, size: 64, duration: 1, warmup: 0.2, ...extra },
+      cpus: '1',
+      serverPid: ref.pid,
+      generators,
+    });
+
+  it('flags itself as saturated when made slower than the server (a 200 µs spin after every answer)', async () => {
+    const slow = await pingpong({ spinNs: 200000 });
+    expect(slow.verify_failures).toBe(0);
+    expect(slow.total_msgs).toBeGreaterThan(0);
+    expect(slow.generator_busy, JSON.stringify(slow)).toBeGreaterThan(0.9);
+    expect(slow.generator_saturated).toBe(true);
+  });
+
+  it('is not the limit at 64 B x50: it waits for the server, with one process or two', async () => {
+    const one = await pingpong({});
+    const two = await pingpong({}, 2);
+    for (const r of [one, two]) {
+      expect(r.failed).toBeUndefined();
+      expect(r.verify_failures).toBe(0);
+      expect(r.stalled).toBe(0);
+      expect(r.conns).toBe(50);
+    }
+    expect(two.generators).toBe(2);
+    const detail = `one process: ${one.msgs_per_s} /s, busy ${one.generator_busy}, server ${one.server_cpu_share}; two: ${two.msgs_per_s} /s, busy ${two.generator_busy}, server ${two.server_cpu_share}`;
+    // Busy is measured over the time the generator had its core, so load from other processes on core 1 does
+    // not count against it; a generator as costly per message as the server it drives is busy nearly all of it.
+    // Saturated means busy at 90 % while the server was not: a server using its core flat out sets the pace.
+    expect(one.generator_saturated, detail).toBe(false);
+    expect(two.generator_saturated, detail).toBe(false);
+  });
+
+  it('merges the histograms of several processes into the percentiles one process reports', async () => {
+    const result = await runLoadgenRaw();
+    const merged = mergeResults([result, { ...result }]);
+    expect(merged.msgs).toBe(2 * result.msgs);
+    expect(merged.lat_us.p50).toBe(result.lat_us.p50);
+    expect(merged.lat_us.p99).toBe(result.lat_us.p99);
+    expect(histPercentiles([], 0)).toBeNull();
+  });
+
+  /** One generator's raw JSON (histogram included), as mergeResults receives it. */
+  async function runLoadgenRaw() {
+    const bins = buildAll();
+    const child = spawn(bins.loadgen, ['tcp-pingpong', '-p', String(REF_PORT), '-c', '8', '-d', '0.3', '-w', '0'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    await new Promise((resolve) => child.on('exit', resolve));
+    clearTimeout(timer);
+    const result = JSON.parse(out);
+    expect(result.hist.length).toBeGreaterThan(0);
+    return result;
+  }
+});
