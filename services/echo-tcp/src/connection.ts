@@ -1,7 +1,8 @@
 /**
  * What happens to an accepted connection before and around the echo: the connection limit, tracking (drain,
  * metrics), the idle timeout, errors, the PROXY protocol header, the greeting, and the choice between the plain
- * hot path (server.ts) and the test knobs (faults.ts). Nothing here runs per chunk of data.
+ * hot path (server.ts) and the test knobs (faults.ts). Nothing here runs per chunk of echoed data; only a PROXY
+ * connection's reads until its header is complete pass through here (#readHeader).
  */
 import type { Server, Socket } from 'node:net';
 import {
