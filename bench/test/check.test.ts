@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BENCH_DIR, buildAll, goMissing } from '../src/build.mjs';
+import { waitForPort } from './support.js';
 
 // Ports of their own (below the ephemeral range), so a `pnpm bench` on 21000-21039 can run meanwhile.
 const CHECK_PORT_BASE = 21050;
@@ -33,22 +33,6 @@ function run(command: string, args: string[], timeoutMs: number): Promise<Exit> 
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-async function waitForPort(port: number, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`);
 }
 
 interface Row {

@@ -27,10 +27,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildImages,
   buildLoadBalancerImages,
+  CTIME_LINE,
   connectTcp,
+  daytimeLine,
   freePort,
   hasCommand,
   infraDir,
+  keepaliveWatchOnce,
   type Managed,
   podman,
   podmanEnv,
@@ -272,30 +275,12 @@ describe.skipIf(!enabled)(`the compose stack with docker-compose against podman'
   });
 
   it('answers daytime with one ctime line (RFC 867) on the published port', async () => {
-    const s = await connectTcp(ports.daytime);
-    const line = (await readAll(s, 10_000)).toString('utf8');
-    s.destroy();
-    expect(line).toMatch(/^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\r\n$/);
+    expect(await daytimeLine(ports.daytime)).toMatch(CTIME_LINE);
   });
 
   it('lets keepalive-probe’s own client watch a connection to the published port', () => {
-    const r = spawnSync(
-      process.execPath,
-      [
-        serviceBin('keepalive-probe'),
-        'watch',
-        '--once',
-        '--once-timeout',
-        '5',
-        '--admin-port',
-        '0',
-        '--log-format',
-        'json',
-        `127.0.0.1:${ports.keepalive}`,
-      ],
-      { encoding: 'utf8', timeout: 20_000 },
-    );
-    expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+    const r = keepaliveWatchOnce(ports.keepalive);
+    expect(r.status, r.out).toBe(0);
   });
 
   it('shows every replica UP in /stats;csv and the spare slots waiting for DNS, all on the test network', async () => {

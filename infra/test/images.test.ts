@@ -16,9 +16,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildImages,
+  CTIME_LINE,
   connectTcp,
+  daytimeLine,
   freePort,
   hasCommand,
+  keepaliveWatchOnce,
   podman,
   pollUntil,
   readAll,
@@ -106,33 +109,15 @@ const udpEcho = (hostPort: number): Promise<void> =>
     expect(msg.toString('utf8')).toBe(`through the udp-echo image ${process.pid}\n`);
   });
 
-/** RFC 867: the server sends one line and closes; the image's default format is ctime ("Thu Dec  3 22:58:22 2026"). */
+/** RFC 867: the server sends one line and closes; the image's default format is ctime. */
 const daytime = async (hostPort: number): Promise<void> => {
-  const socket = await connectTcp(hostPort);
-  const line = (await readAll(socket, 10_000)).toString('utf8');
-  socket.destroy();
-  expect(line).toMatch(/^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\r\n$/);
+  expect(await daytimeLine(hostPort)).toMatch(CTIME_LINE);
 };
 
 /** The service's own client from the workspace: `watch --once` connects with the keepalive settings and exits 0. */
 const keepaliveWatch = async (hostPort: number): Promise<void> => {
-  const r = spawnSync(
-    process.execPath,
-    [
-      serviceBin('keepalive-probe'),
-      'watch',
-      '--once',
-      '--once-timeout',
-      '5',
-      '--admin-port',
-      '0',
-      '--log-format',
-      'json',
-      `127.0.0.1:${hostPort}`,
-    ],
-    { encoding: 'utf8', timeout: 20_000 },
-  );
-  expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+  const r = keepaliveWatchOnce(hostPort);
+  expect(r.status, r.out).toBe(0);
 };
 
 const cases: ImageCase[] = [

@@ -274,3 +274,35 @@ export function buildLoadBalancerImages(label: string): { haproxy: string; nginx
     throw new Error(`build-lb.sh failed (${r.status ?? r.signal}):\n${`${r.stdout}\n${r.stderr}`.slice(-4000)}`);
   return images;
 }
+
+/** RFC 867 with the default `--format ctime`: one ctime(3) line ("Thu Dec  3 22:58:22 2026") and CR LF. */
+export const CTIME_LINE = /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\r\n$/;
+
+/** What a daytime server on 127.0.0.1:`port` sends before it closes. */
+export async function daytimeLine(port: number): Promise<string> {
+  const socket = await connectTcp(port);
+  const line = (await readAll(socket, 10_000)).toString('utf8');
+  socket.destroy();
+  return line;
+}
+
+/** keepalive-probe's own client from the workspace: `watch --once` connects with the keepalive settings and exits. */
+export function keepaliveWatchOnce(port: number): { status: number | null; out: string } {
+  const r = spawnSync(
+    process.execPath,
+    [
+      serviceBin('keepalive-probe'),
+      'watch',
+      '--once',
+      '--once-timeout',
+      '5',
+      '--admin-port',
+      '0',
+      '--log-format',
+      'json',
+      `127.0.0.1:${port}`,
+    ],
+    { encoding: 'utf8', timeout: 20_000 },
+  );
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
