@@ -69,12 +69,16 @@ export async function runLoadgen({ mode, port, options, cpus, serverPid, generat
   const parts = splitLoad(options, generators);
   const runs = parts.map(async (part) => {
     const child = spawnLoadgen(mode, port, part, cpus);
+    // 'exit' can come before the last of stdout has been read; 'close' comes after the pipes are drained. Without
+    // waiting for it a short run's result line was sometimes lost ("printed no result (exit 0)").
+    const closed = new Promise((resolve) => child.once('close', resolve));
     child.stdin.end();
     const stdout = collect(child.stdout);
     const stderr = collect(child.stderr);
     const limitMs = ((options.duration ?? 5) + (options.warmup ?? 1) + 45) * 1000; // setup may take 30 s
     const timer = setTimeout(() => stopProcess(child), limitMs);
     const { code, signal } = await child.exited;
+    await closed;
     clearTimeout(timer);
     return parseResult(stdout(), stderr(), code, signal);
   });

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAll } from '../src/build.mjs';
 import { histPercentiles, mergeResults, runLoadgen, splitLoad } from '../src/loadgen.mjs';
 import { renderMarkdown, saturatedScenarios, summarize } from '../src/report.mjs';
+import { waitForPort } from './support.js';
 
 // A port of its own (below the ephemeral range), apart from the bench's 21000-21039 and check.test.ts's.
 const REF_PORT = 21096;
@@ -83,22 +83,6 @@ function startRef(bin: string, port: number) {
   return spawn('taskset', ['-c', '0', bin, String(port)], { detached: true, stdio: 'ignore' });
 }
 
-async function waitForPort(port: number, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`);
-}
-
 // These pin the harness, not the service: whether the generator notices when it, not the server, sets the pace.
 // Short (1 s) runs against the C reference, generator on core 1 and server on core 0 as in the bench.
 describe('the generator against the C reference', () => {
@@ -130,20 +114,26 @@ describe('the generator against the C reference', () => {
     expect(slow.generator_saturated).toBe(true);
   });
 
-  it('is not the limit at 64 B x50: it waits for the server, with one process or two', async () => {
-    const one = await pingpong({});
-    const two = await pingpong({}, 2);
+  it('is not flagged when it waits for the server (one connection per process), with one process or two', async () => {
+    // One message in flight per connection: every answer is a loopback round trip the generator waits through, so
+    // it is busy well under 90 % (about 40 % in the full run of 2026-12-06). At 50 in flight it is not: against
+    // this C server it was 91-100 % busy while the server used its core flat out, which the flag rightly does not
+    // count as saturation, but which leaves no margin for a test.
+    const one = await pingpong({ conns: 1 });
+    const two = await pingpong({ conns: 2 }, 2);
     for (const r of [one, two]) {
       expect(r.failed).toBeUndefined();
       expect(r.verify_failures).toBe(0);
       expect(r.stalled).toBe(0);
-      expect(r.conns).toBe(50);
     }
+    expect(one.conns).toBe(1);
+    expect(two.conns).toBe(2);
     expect(two.generators).toBe(2);
     const detail = `one process: ${one.msgs_per_s} /s, busy ${one.generator_busy}, server ${one.server_cpu_share}; two: ${two.msgs_per_s} /s, busy ${two.generator_busy}, server ${two.server_cpu_share}`;
     // Busy is measured over the time the generator had its core, so load from other processes on core 1 does
-    // not count against it; a generator as costly per message as the server it drives is busy nearly all of it.
-    // Saturated means busy at 90 % while the server was not: a server using its core flat out sets the pace.
+    // not count against it.
+    expect(one.generator_busy, detail).toBeLessThan(0.9);
+    expect(two.generator_busy, detail).toBeLessThan(0.9);
     expect(one.generator_saturated, detail).toBe(false);
     expect(two.generator_saturated, detail).toBe(false);
   });
