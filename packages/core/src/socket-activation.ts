@@ -10,16 +10,24 @@
 import { fstatSync } from 'node:fs';
 import { type ActivatedEndpoint, formatListenEndpoint } from './endpoint.js';
 import { SocketActivationError } from './errors.js';
-import { AF_INET, AF_INET6, getIntOption, loadLibc, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET } from './sockopt.js';
+import {
+  AF_INET,
+  AF_INET6,
+  AF_UNIX,
+  getIntOption,
+  loadLibc,
+  SO_ACCEPTCONN,
+  SO_DOMAIN,
+  SO_TYPE,
+  SOCK_DGRAM,
+  SOCK_STREAM,
+  SOL_SOCKET,
+} from './sockopt.js';
 
 /** sd_listen_fds(3): the first passed descriptor is 3 (SD_LISTEN_FDS_START). */
 export const SD_LISTEN_FDS_START = 3;
 
 // <sys/socket.h> on Linux; <fcntl.h>.
-const SO_TYPE = 3;
-const SO_ACCEPTCONN = 30;
-const SO_DOMAIN = 39;
-const AF_UNIX = 1;
 const F_SETFD = 2;
 const FD_CLOEXEC = 1;
 
@@ -130,7 +138,7 @@ function checkSocket(label: string, fd: number, transport: 'tcp' | 'udp'): void 
     throw new SocketActivationError(label, `descriptor ${fd} is not open in this process`, { cause: err });
   }
   if (!isSocket) throw new SocketActivationError(label, `descriptor ${fd} is not a socket`);
-  const type = intOption(fd, SO_TYPE);
+  const type = intOption(fd, SO_TYPE, 'SO_TYPE');
   if (type === undefined) return; // No libc access (not Linux, no koffi): Node's own checks remain.
   const want = transport === 'tcp' ? SOCK_STREAM : SOCK_DGRAM;
   if (type !== want) {
@@ -146,7 +154,7 @@ function checkSocket(label: string, fd: number, transport: 'tcp' | 'udp'): void 
       `descriptor ${fd} is ${is}, this service needs a ${transport === 'tcp' ? 'stream (TCP)' : 'datagram (UDP)'} socket (${unit} in the .socket unit)`,
     );
   }
-  if (transport === 'tcp' && intOption(fd, SO_ACCEPTCONN) === 0) {
+  if (transport === 'tcp' && intOption(fd, SO_ACCEPTCONN, 'SO_ACCEPTCONN') === 0) {
     throw new SocketActivationError(
       label,
       `descriptor ${fd} is not listening (a connection passed with Accept=yes or inetd's nowait?); use Accept=no`,
@@ -155,7 +163,7 @@ function checkSocket(label: string, fd: number, transport: 'tcp' | 'udp'): void 
 }
 
 function familyOf(label: string, fd: number): 4 | 6 | 'unix' {
-  const domain = intOption(fd, SO_DOMAIN);
+  const domain = intOption(fd, SO_DOMAIN, 'SO_DOMAIN');
   if (domain === AF_INET) return 4;
   if (domain === AF_UNIX) return 'unix';
   if (domain === AF_INET6 || domain === undefined) return 6;
@@ -163,18 +171,13 @@ function familyOf(label: string, fd: number): 4 | 6 | 'unix' {
 }
 
 /** An int socket option, or undefined when libc cannot be reached here. */
-function intOption(fd: number, name: number): number | undefined {
+function intOption(fd: number, name: number, label: string): number | undefined {
   try {
-    loadLibc('SO_TYPE');
+    loadLibc(label);
   } catch {
     return undefined;
   }
-  return getIntOption(
-    fd,
-    SOL_SOCKET,
-    name,
-    `SO_${name === SO_TYPE ? 'TYPE' : name === SO_DOMAIN ? 'DOMAIN' : 'ACCEPTCONN'}`,
-  );
+  return getIntOption(fd, SOL_SOCKET, name, label);
 }
 
 /** sd_listen_fds(3) sets FD_CLOEXEC on every passed descriptor; best effort (a failure only leaks it to children). */

@@ -13,8 +13,11 @@ import { SocketOptionError, SocketOptionUnsupportedError } from './errors.js';
 // <sys/socket.h>, <netinet/in.h>, <netinet/tcp.h> on Linux.
 export const SOL_SOCKET = 1;
 export const SO_REUSEADDR = 2;
+export const SO_TYPE = 3;
 /** The socket's pending error (socket(7)); reading it clears it. */
 export const SO_ERROR = 4;
+export const SO_ACCEPTCONN = 30;
+export const SO_DOMAIN = 39;
 export const SO_KEEPALIVE = 9;
 export const SO_REUSEPORT = 15;
 export const IPPROTO_TCP = 6;
@@ -23,6 +26,7 @@ export const TCP_KEEPIDLE = 4;
 export const TCP_KEEPINTVL = 5;
 export const TCP_KEEPCNT = 6;
 export const TCP_USER_TIMEOUT = 18;
+export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const SOCK_STREAM = 1;
