@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { BadEndpointError, UnixPathTooLongError } from '../src/errors.js';
 import {
   type Endpoint,
   formatEndpoint,
@@ -12,8 +13,7 @@ import {
   parseEndpoint,
   toEndpoint,
   unixSocketPath,
-} from '../src/endpoint.js';
-import { BadEndpointError, UnixPathTooLongError } from '../src/errors.js';
+} from '../src/net/endpoint.js';
 import { prng } from './support/prng.js';
 
 const SEED = 0x5eed;

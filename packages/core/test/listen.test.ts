@@ -6,10 +6,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatEndpoint } from '../src/endpoint.js';
 import { AbortedError, AddressInUseError, SocketClosedError, UnixPathTooLongError } from '../src/errors.js';
-import { readToEnd, writeAll } from '../src/exact-io.js';
-import { boundEndpoint, listen } from '../src/listen.js';
+import { formatEndpoint } from '../src/net/endpoint.js';
+import { readToEnd, writeAll } from '../src/net/exact-io.js';
+import { boundEndpoint, listen } from '../src/net/listen.js';
 import { runAsNobody } from './support/as-nobody.js';
 
 const servers: net.Server[] = [];
@@ -200,8 +200,8 @@ describe('listen without privilege', () => {
 
   function listenAsNobody(endpoint: string): Promise<{ name: string; code: string; message: string }> {
     return runAsNobody(
-      'listen',
-      `import { listen } from './listen.js';
+      'net/listen',
+      `import { listen } from './net/listen.js';
       listen(${JSON.stringify(endpoint)}).then(
         (s) => { console.log(JSON.stringify({ name: 'listening' })); s.close(); },
         (e) => console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })));`,

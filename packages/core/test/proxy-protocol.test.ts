@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseCidrList } from '../src/cidr.js';
 import { ProxyProtocolError } from '../src/errors.js';
+import { parseCidrList } from '../src/net/cidr.js';
 import {
   encodeProxyV1,
   encodeProxyV2,
@@ -13,7 +13,7 @@ import {
   parseProxyHeader,
   type ReadProxyHeaderOptions,
   readProxyHeader,
-} from '../src/proxy-protocol.js';
+} from '../src/proxy/proxy-protocol.js';
 import { prng } from './support/prng.js';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');

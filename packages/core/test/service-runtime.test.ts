@@ -10,7 +10,7 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { reusePortSupport } from '../src/reuse-port.js';
+import { reusePortSupport } from '../src/sys/reuse-port.js';
 
 // A real Prometheus text parser. It is a dependency of the sibling @net/testkit, resolved from there so that core
 // needs no extra install (core cannot depend on testkit, which depends on core).

@@ -14,8 +14,8 @@ import {
 } from '@net/core';
 import { runClient } from './client.js';
 import { clientOptions, DAYTIME_PORT, DEFAULT_PORT, serveOptions } from './config.js';
-import { IterativeDaytime } from './server.js';
-import { startUdpDaytime, type UdpDaytime } from './udp-server.js';
+import { IterativeDaytime } from './iterative-daytime.js';
+import { startUdpDaytime, type UdpDaytime } from './udp-daytime.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { defineCommand, defineService, EXIT } from '@net/core';
 import { DEFAULT_PORT, demoOptions, serveOptions, watchOptions } from './config.js';
 import { DEMO_EXIT, runDemo } from './demo.js';
-import { startProbeServer } from './server.js';
+import { startProbeServer } from './probe-server.js';
 import { describeInteraction, detectionWindow } from './settings.js';
 import { MAX_TARGETS, runWatch, WATCH_EXIT, watchLogDestination } from './watch.js';
 

@@ -6,7 +6,7 @@
  * service rejects (and counts) connections before the kernel does it invisibly.
  */
 import cluster from 'node:cluster';
-import type { Logger } from './logger.js';
+import type { Logger } from '../runtime/logger.js';
 import { errnoError, loadLibc } from './sockopt.js';
 
 /** RLIMIT_NOFILE on Linux (asm-generic/resource.h; x86, arm, riscv; not MIPS, where it is 5). */

@@ -12,8 +12,17 @@ import {
   clientResult,
   jsonRequested,
   runClientCommand,
-} from './client-command.js';
-import { CLIENT_EXIT, CLIENT_EXIT_MEANINGS, formatClientExitCodes } from './client-exit.js';
+} from '../client/client-command.js';
+import { CLIENT_EXIT, CLIENT_EXIT_MEANINGS, formatClientExitCodes } from '../client/client-exit.js';
+import { ConfigError, NetError } from '../errors.js';
+import {
+  type Endpoint,
+  formatListenEndpoint,
+  isActivated,
+  type ListenEndpoint,
+  parseEndpoint,
+} from '../net/endpoint.js';
+import { describeDescriptorLimit, descriptorLimit, effectiveMaxConnections } from '../sys/rlimit.js';
 import {
   type ConfigOf,
   describeConfig,
@@ -24,13 +33,10 @@ import {
   type Schema,
 } from './config.js';
 import { ConnectionTracker } from './connection-tracker.js';
-import { type Endpoint, formatListenEndpoint, isActivated, type ListenEndpoint, parseEndpoint } from './endpoint.js';
-import { ConfigError, NetError } from './errors.js';
 import { EXIT, SERVE_EXIT_CODES } from './exit-codes.js';
 import { createLogger, type Logger } from './logger.js';
 import { formatManPage } from './man-page.js';
 import { Metrics } from './metrics.js';
-import { describeDescriptorLimit, descriptorLimit, effectiveMaxConnections } from './rlimit.js';
 import { commonCommandOptions, commonServeOptions, serveEndpoints } from './serve-options.js';
 import { StartupSignals } from './startup-signals.js';
 import { answerMetricRequests, closeAdmin, type Readiness, runDrain, runSupervisor, startAdmin } from './supervisor.js';

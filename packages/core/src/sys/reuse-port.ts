@@ -11,7 +11,7 @@ import type dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { endianness } from 'node:os';
-import { SocketOptionError, SocketOptionUnsupportedError } from './errors.js';
+import { SocketOptionError, SocketOptionUnsupportedError } from '../errors.js';
 import {
   AF_INET,
   AF_INET6,

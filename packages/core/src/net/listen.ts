@@ -6,6 +6,8 @@ import dns from 'node:dns';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { AbortedError, AccessDeniedError, AddressInUseError, BadEndpointError, SocketClosedError } from '../errors.js';
+import { activatedSocket } from '../sys/socket-activation.js';
 import {
   type Endpoint,
   formatEndpoint,
@@ -16,8 +18,6 @@ import {
   toListenEndpoint,
   unixSocketPath,
 } from './endpoint.js';
-import { AbortedError, AccessDeniedError, AddressInUseError, BadEndpointError, SocketClosedError } from './errors.js';
-import { activatedSocket } from './socket-activation.js';
 
 /** Options of {@link listen}. */
 export interface ListenOptions {

@@ -7,8 +7,8 @@
 import { createRequire } from 'node:module';
 import type net from 'node:net';
 import type Koffi from 'koffi';
+import { SocketOptionError, SocketOptionUnsupportedError } from '../errors.js';
 import { systemError } from './errno.js';
-import { SocketOptionError, SocketOptionUnsupportedError } from './errors.js';
 
 // <sys/socket.h>, <netinet/in.h>, <netinet/tcp.h> on Linux.
 export const SOL_SOCKET = 1;

@@ -13,13 +13,13 @@ import dgram from 'node:dgram';
 import type { Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AggregatorRegistry } from 'prom-client';
+import { type Endpoint, formatEndpoint } from '../net/endpoint.js';
+import { boundEndpoint, listen } from '../net/listen.js';
+import { reusePortSupport } from '../sys/reuse-port.js';
 import { startAdminServer } from './admin-server.js';
 import type { ConnectionTracker } from './connection-tracker.js';
-import { type Endpoint, formatEndpoint } from './endpoint.js';
-import { boundEndpoint, listen } from './listen.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { reusePortSupport } from './reuse-port.js';
 import type { RunningService, ServiceDefinition, Transport } from './service.js';
 import type { StartupSignals } from './startup-signals.js';
 
