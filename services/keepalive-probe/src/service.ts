@@ -28,8 +28,8 @@ export const service = defineService({
       endpoints: ctx.endpoints,
       settings: { idle: config.idle, interval: config.interval, count: config.count, userTimeout: config.userTimeout },
       mode: config.mode,
-      // Already lowered by the runtime to what the descriptor limit allows.
-      maxConnections: config.maxConnections,
+      // --max-connections as lowered by the runtime to what the descriptor limit allows.
+      maxConnections: ctx.limits.maxConnections,
       log,
       metrics: ctx.metrics,
       connections: ctx.connections,

@@ -77,8 +77,9 @@ export function commonCommandOptions() {
 }
 
 /**
- * Limits shared by the TCP services, with their defaults. Under the runtime, `ctx.config.maxConnections` is
- * already lowered to what the descriptor limit allows (see {@link effectiveMaxConnections}).
+ * Limits shared by the TCP services, with their defaults. Under the runtime, `serve` enforces
+ * `ctx.limits.maxConnections`: `--max-connections` lowered to what the descriptor limit allows (rlimit.ts), while
+ * `ctx.config.maxConnections` stays as given.
  */
 export function tcpLimitOptions(defaults: { maxConnections: number; idleTimeout: number }) {
   return {
