@@ -18,6 +18,7 @@ export * from './runtime/serve-options.js';
 export * from './runtime/service.js';
 export * from './sys/errno.js';
 export * from './sys/keepalive.js';
+export * from './sys/node-internals.js';
 export * from './sys/reuse-port.js';
 export * from './sys/rlimit.js';
 export {
