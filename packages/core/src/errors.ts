@@ -250,3 +250,17 @@ export class SocketActivationError extends NetError {
     this.endpoint = endpoint;
   }
 }
+
+/**
+ * A Node internal that a fast path needs (sys/node-internals.ts) is missing or does not look as Node 20-26 shape it:
+ * a binding, a handle's method, dgram's state. `internal` names it.
+ */
+export class NodeInternalsError extends NetError {
+  override name = 'NodeInternalsError';
+  override code = 'NET_ERR_NODE_INTERNALS' as const;
+  readonly internal: string;
+  constructor(internal: string, reason: string, options?: ErrorOptions) {
+    super(`${internal}: ${reason}`, options);
+    this.internal = internal;
+  }
+}

@@ -19,6 +19,7 @@ export * from './runtime/serve-options.js';
 export * from './runtime/service-definition.js';
 export * from './sys/errno.js';
 export * from './sys/keepalive.js';
+export * from './sys/node-internals.js';
 export * from './sys/reuse-port.js';
 export * from './sys/rlimit.js';
 export {

@@ -21,7 +21,7 @@
  * `closeTimeout` (a server that only calls end() leaks half-closed sockets; docs/measurements.md §6).
  */
 import type net from 'node:net';
-import type { ConnectionTracker, Logger, Metrics } from '@net/core';
+import { type ConnectionTracker, EndOfInputHook, type Logger, type Metrics, nodeInternalsAvailable } from '@net/core';
 import { type DaytimeFormat, formatDaytime } from './format.js';
 
 /** Settings of {@link IterativeDaytime}. */
@@ -79,30 +79,17 @@ function socketOnClose(this: DaytimeSocket): void {
 }
 
 /**
- * A libuv stream handle as net.Socket drives it: Node sets its `onread` (an own property) and libuv calls it with
- * an ArrayBuffer per chunk read, or with no argument when the read failed or hit EOF (nread < 0).
- */
-interface StreamHandle {
-  onread: (buf: ArrayBuffer | undefined) => unknown;
-  [kSocket]?: DaytimeSocket;
-  [kNodeOnRead]?: (buf: ArrayBuffer | undefined) => unknown;
-}
-/** The socket of a lingering handle, and Node's own `onread` of that handle. */
-const kSocket: unique symbol = Symbol('daytime-tcp.socket');
-const kNodeOnRead: unique symbol = Symbol('daytime-tcp.node-onread');
-
-/**
- * `onread` of an answered socket's handle. Chunks still go through Node (read, counted, discarded). The end of the
+ * The end of an answered socket's input. Chunks still go through Node (read, counted, discarded). The end of the
  * input, by FIN or by reset, ends the connection quietly: Node would turn a reset into an ErrnoException whose
  * stack it then formats (destroy() reads `err.stack`), ~10 % of the server CPU per answer for clients that close
- * with a reset, when the client has had its answer and nothing is left to do but close. `onread` is Node's
- * internal wiring (the same in Node 20 and 24, test/server.test.ts pins the behaviour); a socket whose handle does
- * not look like this keeps Node's path.
+ * with a reset, when the client has had its answer and nothing is left to do but close. The hook is Node's internal
+ * wiring, behind @net/core's fence (node-internals.ts; test/server.test.ts pins the behaviour); where the fence says
+ * the internals are not there, or a socket's handle does not look as expected, the socket keeps Node's path.
  */
-function lingerOnRead(this: StreamHandle, buf: ArrayBuffer | undefined): unknown {
-  if (buf !== undefined) return (this[kNodeOnRead] as StreamHandle['onread']).call(this, buf);
-  this[kSocket]?.destroy();
-  return undefined;
+const lingerHook = nodeInternalsAvailable().available ? new EndOfInputHook(destroySocket) : undefined;
+
+function destroySocket(socket: net.Socket): void {
+  socket.destroy();
 }
 
 function sweep(owner: IterativeDaytime): void {
@@ -268,13 +255,7 @@ export class IterativeDaytime {
       socket[kDeadline] = this.#tick + this.#closeTicks;
       this.#lingering.add(socket);
       if (this.#sweeper === undefined) this.#startSweep();
-      const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
-      // Only where Node drives the handle as described at StreamHandle (any other socket keeps Node's path).
-      if (handle != null && typeof handle.onread === 'function') {
-        handle[kSocket] = socket;
-        handle[kNodeOnRead] = handle.onread;
-        handle.onread = lingerOnRead;
-      }
+      lingerHook?.install(socket);
     }
     if (socket === this.#current) this.#endTurn();
   }

@@ -1,7 +1,7 @@
 /**
  * What happens to an accepted connection before and around the echo: the connection limit, tracking (drain,
- * metrics), the idle timeout, errors, the PROXY protocol header, the greeting, and the choice between the plain
- * hot path (server.ts) and the test knobs (faults.ts). Nothing here runs per chunk of echoed data; only a PROXY
+ * metrics), the idle timeout, errors, the PROXY protocol header, the greeting, and the choice between the echo
+ * engines (stream-echo.ts, fast-echo.ts) and the test knobs (faults.ts). Nothing here runs per chunk of echoed data; only a PROXY
  * connection's reads until its header is complete pass through here (#readHeader).
  */
 import type { Server, Socket } from 'node:net';
@@ -18,24 +18,25 @@ import {
   parseProxyHeader,
   readProxyHeader,
   systemError,
+  tlsRawSocket,
 } from '@net/core';
-import { type FaultOptions, faultsEnabled, finishFaultyEcho, startFaultyEcho } from './faults.js';
-import { RateLimitedWarning } from './rate-limited-log.js';
 import {
-  acceptOnHandle,
+  ConnectionState,
   type EchoContext,
   type EchoSocket,
   type EchoStats,
-  finishEcho,
-  finishFastEcho,
-  kEcho,
-  setPreamble,
-  startEcho,
-  startFastEcho,
-  takeOver,
-  takeOverAfterReads,
-} from './server.js';
+  type HeaderState,
+  STAGE_ECHO,
+  STAGE_FAST,
+  STAGE_FAULTY,
+} from './connection-state.js';
+import { FastEcho, finishFastEcho, setPreamble, startFastEcho } from './fast-echo.js';
+import { type FaultOptions, faultsEnabled, finishFaultyEcho, startFaultyEcho } from './faults.js';
+import { acceptOnHandle, takeOver, takeOverAfterReads } from './handle-takeover.js';
+import { RateLimitedWarning } from './rate-limited-log.js';
 import { SourcePolicy, type SourcePolicyOptions, type SourceRejection } from './source-policy.js';
+import { finishEcho, startEcho } from './stream-echo.js';
+import { kConnection } from './symbols.js';
 
 /** The limits and options that shape every connection. */
 export interface ConnectionOptions {
@@ -54,20 +55,6 @@ export interface ConnectionOptions {
   sources: SourcePolicyOptions;
 }
 
-/** Where a PROXY header's client address is kept, for logs. */
-const kPeer: unique symbol = Symbol('echo-tcp.peer');
-/** The source key a connection is counted under by --max-per-source, released when it closes. */
-const kSource: unique symbol = Symbol('echo-tcp.source');
-/** Set on a TLS listener's raw socket reset by the source policy: its TLS socket's handshake error is not counted. */
-const kScreenedOut: unique symbol = Symbol('echo-tcp.screened-out');
-/** How the connection is being served: see Stage. */
-const kStage: unique symbol = Symbol('echo-tcp.stage');
-const STAGE_HANDSHAKE = 0;
-const STAGE_ECHO = 1;
-const STAGE_FAULTY = 2;
-const STAGE_FAST = 3;
-type Stage = typeof STAGE_HANDSHAKE | typeof STAGE_ECHO | typeof STAGE_FAULTY | typeof STAGE_FAST;
-
 interface AcceptContext extends EchoContext {
   readonly log: Logger;
   readonly metrics: Metrics;
@@ -81,26 +68,8 @@ interface AcceptContext extends EchoContext {
   readonly headerGone: (socket: EchoSocket, what: string) => void;
 }
 
-/** A fast-path PROXY connection's header so far: its bytes when they came in more than one read, and its deadline. */
-interface HeaderState {
-  pending: Buffer | undefined;
-  timer: NodeJS.Timeout;
-}
-const kHeader: unique symbol = Symbol('echo-tcp.proxy-header');
-
-/** The idle sweep's view of a connection: its byte count and the sweep tick at which that count last changed. */
-const kSeenBytes: unique symbol = Symbol('echo-tcp.seen-bytes');
-const kSeenTick: unique symbol = Symbol('echo-tcp.seen-tick');
-
-type Conn = EchoSocket & {
-  [kPeer]?: string;
-  [kHeader]?: HeaderState | undefined;
-  [kSource]?: string;
-  [kStage]: Stage;
-  [kEcho]: AcceptContext;
-  [kSeenBytes]: number;
-  [kSeenTick]: number;
-};
+/** A connection of this handler: its state's context is the handler's. */
+type Conn = EchoSocket<AcceptContext>;
 
 /**
  * The idle sweep runs this many times per --idle-timeout (at most every 10 s): a connection is closed between
@@ -117,7 +86,11 @@ export class ConnectionHandler {
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #context: AcceptContext;
+  /** The fast echo engine, when --io allows it and no test knob is on. */
+  readonly #fast: FastEcho | undefined;
   readonly #faulty: boolean;
+  /** Raw sockets of TLS listeners reset by the source policy: their TLS socket's handshake error is not counted. */
+  readonly #screenedOut = new WeakSet<Socket>();
   readonly #maxConnectionsWarning: RateLimitedWarning;
   readonly #proxyWarning: RateLimitedWarning;
   readonly #acceptWarning: RateLimitedWarning;
@@ -138,6 +111,7 @@ export class ConnectionHandler {
     this.#log = log;
     this.#metrics = metrics;
     this.#faulty = faultsEnabled(options.faults);
+    this.#fast = options.fast && !this.#faulty ? new FastEcho() : undefined;
     // Plain numbers on the hot path, read by prom-client only when /metrics is scraped.
     // prom-client reads metrics in registration order, synchronously: this reader, declared before net_errors_total,
     // moves the pending read errors into that counter just before it is read.
@@ -197,12 +171,11 @@ export class ConnectionHandler {
   }
 
   /**
-   * True when plain connections may take the fast path (server.ts `takeOver`): --io allows it and no test knob is
-   * on. Their listener
-   * must then be created with `pauseOnConnect: true` and hand its sockets to {@link acceptFast}.
+   * True when plain connections may take the fast path (fast-echo.ts): --io allows it and no test knob is on. Their
+   * listener must then be created with `pauseOnConnect: true` and hand its sockets to {@link acceptFast}.
    */
   get fastPath(): boolean {
-    return this.#options.fast && !this.#faulty;
+    return this.#fast !== undefined;
   }
 
   /**
@@ -211,9 +184,12 @@ export class ConnectionHandler {
    */
   accept(socket: Socket, proxied: boolean, screened = false): void {
     if (this.#refused(socket)) return;
-    if (this.#screening && !proxied && !screened && !this.#admitSource(socket, socket.remoteAddress)) return;
+    const source =
+      this.#screening && !proxied && !screened ? this.#admitSource(socket, socket.remoteAddress) : undefined;
+    if (source === false) return;
     const conn = socket as Conn;
-    conn[kEcho] = this.#context;
+    conn[kConnection] = new ConnectionState(this.#context);
+    conn[kConnection].source = source;
     this.#track(conn);
     if (proxied) void this.#handshake(conn);
     else this.#begin(conn);
@@ -221,37 +197,40 @@ export class ConnectionHandler {
 
   /**
    * Handles a new connection of a plain listener created with `pauseOnConnect: true` when {@link fastPath} is true:
-   * the socket is re-wrapped to read with `onread` (server.ts).
+   * its handle moves to a fast socket (handle-takeover.ts).
    */
   acceptFast(socket: Socket): void {
     if (this.#refused(socket)) return;
-    if (this.#screening && !this.#admitSource(socket, socket.remoteAddress)) return;
+    const source = this.#screening ? this.#admitSource(socket, socket.remoteAddress) : undefined;
+    if (source === false) return;
     // The count sits on the accepted socket; the fast socket that replaces it owns the connection from here.
-    this.#beginFastAccepted(takeOver(socket, this.#context) as Conn, (socket as Conn)[kSource]);
+    const fast = takeOver(socket, this.#fast as FastEcho, new ConnectionState(this.#context)) as Conn;
+    this.#beginFastAccepted(fast, source);
   }
 
   /**
    * Makes `server` (a plain listener created with `pauseOnConnect: true`, listening) accept on its handle straight
-   * into fast sockets (server.ts `acceptOnHandle`). False when its handle does not allow it: {@link acceptFast} stays.
+   * into fast sockets (handle-takeover.ts). False when its handle does not allow it: {@link acceptFast} stays.
    */
   acceptOnHandle(server: Server): boolean {
-    return acceptOnHandle(server, this.#context, (socket) => {
+    return acceptOnHandle(server, this.#fast as FastEcho, this.#context, (socket) => {
       if (this.#refused(socket)) return;
-      if (this.#screening && !this.#admitSource(socket, socket.remoteAddress)) return;
-      this.#beginFastAccepted(socket as Conn, (socket as Conn)[kSource]);
+      const source = this.#screening ? this.#admitSource(socket, socket.remoteAddress) : undefined;
+      if (source === false) return;
+      this.#beginFastAccepted(socket as Conn, source);
     });
   }
 
   /**
    * A PROXY listener on the fast path: accepts on the listening handle as the plain ones do, and reads the header
-   * inside the fast read callback (server.ts setPreamble), so a PROXY connection costs no readable stream, promise
+   * inside the fast read callback (fast-echo.ts setPreamble), so a PROXY connection costs no readable stream, promise
    * or second socket (in PROXY churn they cost 5.7x the C reference's CPU per connection). The rules are
    * #handshake's: trusted sources only, the whole header within --proxy-timeout, the same reasons when refused, the
    * source policy on the header's client (#headerAccepted), and a drain that starts mid-header lets the header finish.
    * False when the listening handle does not allow it: the 'connection' path (#handshake) stays.
    */
   acceptProxyOnHandle(server: Server): boolean {
-    return acceptOnHandle(server, this.#context, (socket) => {
+    return acceptOnHandle(server, this.#fast as FastEcho, this.#context, (socket) => {
       if (this.#refused(socket)) return;
       const conn = socket as Conn;
       this.#track(conn);
@@ -260,7 +239,7 @@ export class ConnectionHandler {
         return;
       }
       const timer = setTimeout(this.#headerTimeout, this.#options.proxyTimeoutMs, conn);
-      conn[kHeader] = { pending: undefined, timer };
+      conn[kConnection].header = { pending: undefined, timer };
       conn.on('end', headerEnded);
       conn.on('close', headerClosed);
       setPreamble(conn, this.#headerPreamble);
@@ -272,7 +251,7 @@ export class ConnectionHandler {
 
   /** Bytes of a fast-path PROXY connection before its header is complete: returns where the payload starts. */
   #readHeader(conn: Conn, buf: Buffer, nread: number): number {
-    const state = conn[kHeader] as HeaderState;
+    const state = conn[kConnection].header as HeaderState;
     const previous = state.pending?.length ?? 0;
     // Most headers come whole in one read and are parsed in place; the parser bounds what needs keeping.
     const bytes =
@@ -293,9 +272,9 @@ export class ConnectionHandler {
     }
     this.#headerDone(conn);
     if (!this.#headerAccepted(conn, parsed.info)) return -1;
-    this.#releaseSourceOnClose(conn, conn[kSource]);
+    this.#releaseSourceOnClose(conn, conn[kConnection].source);
     this.#greet(conn);
-    conn[kStage] = STAGE_FAST;
+    conn[kConnection].stage = STAGE_FAST;
     startFastEcho(conn);
     const start = parsed.headerLength - previous;
     if (!this.#draining) return start;
@@ -307,18 +286,18 @@ export class ConnectionHandler {
   }
 
   #headerDone(conn: Conn): void {
-    const state = conn[kHeader];
+    const state = conn[kConnection].header;
     if (state === undefined) return;
     clearTimeout(state.timer);
-    conn[kHeader] = undefined;
+    conn[kConnection].header = undefined;
     setPreamble(conn, undefined);
     conn.off('end', headerEnded);
     conn.off('close', headerClosed);
   }
 
   readonly #headerTimeout = (conn: Conn): void => {
-    const received = conn[kHeader]?.pending?.length ?? 0;
-    if (conn[kHeader] === undefined || conn.destroyed) return;
+    const received = conn[kConnection].header?.pending?.length ?? 0;
+    if (conn[kConnection].header === undefined || conn.destroyed) return;
     this.#headerDone(conn);
     this.#proxyRefused(
       conn,
@@ -328,8 +307,8 @@ export class ConnectionHandler {
   };
 
   #headerGone(conn: Conn, what: string): void {
-    const received = conn[kHeader]?.pending?.length ?? 0;
-    if (conn[kHeader] === undefined) return;
+    const received = conn[kConnection].header?.pending?.length ?? 0;
+    if (conn[kConnection].header === undefined) return;
     this.#headerDone(conn);
     if (received === 0) this.#proxyRefused(conn, 'closed', `the connection ${what} before a header arrived`);
     else
@@ -341,7 +320,7 @@ export class ConnectionHandler {
     this.#releaseSourceOnClose(conn, source);
     this.#track(conn);
     this.#greet(conn);
-    conn[kStage] = STAGE_FAST;
+    conn[kConnection].stage = STAGE_FAST;
     startFastEcho(conn);
   }
 
@@ -352,25 +331,23 @@ export class ConnectionHandler {
    */
   screen(raw: Socket): void {
     if (!this.#screening) return;
-    if (!this.#admitSource(raw, raw.remoteAddress)) {
-      (raw as Socket & { [kScreenedOut]?: true })[kScreenedOut] = true;
+    const source = this.#admitSource(raw, raw.remoteAddress);
+    if (source === false) {
+      this.#screenedOut.add(raw);
       return;
     }
-    this.#releaseSourceOnClose(raw as Conn, (raw as Conn)[kSource]);
+    this.#releaseSourceOnClose(raw, source);
   }
 
   /**
-   * --allow/--deny/--max-per-source for a connection from `address`: true when admitted (counted under its source
-   * when --max-per-source is on; the caller releases it on close). A refused connection is reset at once (RST: no
+   * --allow/--deny/--max-per-source for a connection from `address`: false when refused, else the key it is counted
+   * under (undefined unless --max-per-source is on; the caller releases it on close). A refused connection is reset at once (RST: no
    * greeting, no echo; xinetd closes such connections without running the service), counted by reason, logged at
    * debug and warned about at most once per interval.
    */
-  #admitSource(socket: Socket, address: string | undefined): boolean {
+  #admitSource(socket: Socket, address: string | undefined): string | undefined | false {
     const verdict = this.#sources.admit(address);
-    if ('key' in verdict) {
-      if (verdict.key !== undefined) (socket as Conn)[kSource] = verdict.key;
-      return true;
-    }
+    if ('key' in verdict) return verdict.key;
     const reason = verdict.refused;
     this.#metrics.counter('net_connections_rejected_total').inc({ reason });
     if (this.#log.isLevelEnabled('debug')) {
@@ -382,10 +359,9 @@ export class ConnectionHandler {
   }
 
   /** Gives a --max-per-source count back when the socket that finally owns the connection closes. */
-  #releaseSourceOnClose(conn: Conn, key: string | undefined): void {
+  #releaseSourceOnClose(socket: Socket, key: string | undefined): void {
     if (key === undefined) return;
-    conn[kSource] = key;
-    conn.once('close', () => this.#sources.release(key));
+    socket.once('close', () => this.#sources.release(key));
   }
 
   /** --greeting: sent once, before any echo, and counted as sent. */
@@ -408,11 +384,9 @@ export class ConnectionHandler {
 
   /** Tracking, the error handler, the idle sweep's starting point and the debug log lines, common to every path. */
   #track(conn: Conn): void {
-    conn[kStage] = STAGE_HANDSHAKE;
     this.#connections.add(conn);
     conn.on('error', connOnError);
-    conn[kSeenBytes] = 0;
-    conn[kSeenTick] = this.#tick;
+    conn[kConnection].seenTick = this.#tick;
     if (this.#log.isLevelEnabled('debug')) {
       const via = formatPeer(conn);
       this.#log.debug({ peer: via }, 'connection opened');
@@ -443,8 +417,8 @@ export class ConnectionHandler {
   /** A TLS handshake that failed: counted as a socket error, logged at debug. */
   tlsError(err: NodeJS.ErrnoException, socket: Socket): void {
     // The reset of a connection the source policy refused (screen), seen by the TLS socket over it: counted already.
-    // `_parent` is the raw socket a TLS server's socket wraps (Node 12 to 24).
-    if ((socket as unknown as { _parent?: { [kScreenedOut]?: true } })._parent?.[kScreenedOut] === true) return;
+    const raw = tlsRawSocket(socket);
+    if (raw !== undefined && this.#screenedOut.has(raw)) return;
     this.#metrics.counter('net_errors_total').inc({ code: err.code ?? 'TLS' });
     this.#log.debug({ peer: formatPeer(socket), err }, 'TLS handshake failed');
   }
@@ -468,25 +442,26 @@ export class ConnectionHandler {
     const idleTicks = this.#idleTicks;
     this.#connections.forEach((socket) => {
       const conn = socket as Conn;
+      const state = conn[kConnection];
       // Bytes read, and bytes handed to the socket for sending (queued ones included): traffic either way.
       const bytes = conn.bytesRead + conn.bytesWritten;
-      if (bytes !== conn[kSeenBytes]) {
-        conn[kSeenBytes] = bytes;
-        conn[kSeenTick] = tick;
-      } else if (tick - conn[kSeenTick] >= idleTicks && !conn.destroyed) {
+      if (bytes !== state.seenBytes) {
+        state.seenBytes = bytes;
+        state.seenTick = tick;
+      } else if (tick - state.seenTick >= idleTicks && !conn.destroyed) {
         idleTimeout(conn);
       }
     });
   }
 
   #begin(conn: Conn): void {
-    this.#releaseSourceOnClose(conn, conn[kSource]);
+    this.#releaseSourceOnClose(conn, conn[kConnection].source);
     this.#greet(conn);
     if (this.#faulty) {
-      conn[kStage] = STAGE_FAULTY;
+      conn[kConnection].stage = STAGE_FAULTY;
       startFaultyEcho(conn, this.#options.faults);
     } else {
-      conn[kStage] = STAGE_ECHO;
+      conn[kConnection].stage = STAGE_ECHO;
       startEcho(conn);
     }
   }
@@ -528,17 +503,21 @@ export class ConnectionHandler {
   #headerAccepted(conn: Conn, info: ProxyInfo): boolean {
     if (info.command === 'PROXY' && info.source !== undefined) {
       const { address, port } = info.source;
-      conn[kPeer] =
+      conn[kConnection].peer =
         info.family === 'TCP6' ? `[${address}]:${port}` : info.family === 'UNIX' ? address : `${address}:${port}`;
       // The header's client is the one --allow/--deny/--max-per-source mean: the proxy's own address would put
       // every client behind it in one source. A LOCAL or UNKNOWN header (a health check) is the trusted proxy
       // speaking for itself: neither checked nor counted.
-      if (this.#screening && info.family !== 'UNIX' && !this.#admitSource(conn, address)) return false;
+      if (this.#screening && info.family !== 'UNIX') {
+        const source = this.#admitSource(conn, address);
+        if (source === false) return false;
+        conn[kConnection].source = source;
+      }
     }
     if (this.#log.isLevelEnabled('debug')) {
       this.#log.debug(
         {
-          peer: conn[kPeer] ?? formatPeer(conn),
+          peer: conn[kConnection].peer ?? formatPeer(conn),
           via: formatPeer(conn),
           proxy: `v${info.version} ${info.command} ${info.family}`,
         },
@@ -550,12 +529,12 @@ export class ConnectionHandler {
 
   /**
    * After a PROXY header, the plain echo takes the fast path too: the socket's handle moves to a fast socket (as for
-   * the plain listeners, server.ts `takeOverAfterReads`), which takes the old one's place in the tracking, the
-   * logs and the idle sweep. Bytes that came with the header are echoed first. Measured (bench, PROXY listener
+   * the plain listeners, handle-takeover.ts `takeOverAfterReads`), which takes the old one's place in the tracking,
+   * the logs and the idle sweep, with the connection's state. Bytes that came with the header are echoed first. Measured (bench, PROXY listener
    * scenarios): see the README's performance section.
    */
   #beginFast(conn: Conn): void {
-    const moved = takeOverAfterReads(conn, this.#context);
+    const moved = takeOverAfterReads(conn, this.#fast as FastEcho);
     if (moved === undefined) {
       this.#begin(conn);
       return;
@@ -563,14 +542,11 @@ export class ConnectionHandler {
     const fast = moved.socket as Conn;
     this.#connections.replace(conn, fast);
     fast.on('error', connOnError);
-    if (conn[kPeer] !== undefined) fast[kPeer] = conn[kPeer];
-    this.#releaseSourceOnClose(fast, conn[kSource]);
-    fast[kSeenBytes] = conn[kSeenBytes];
-    fast[kSeenTick] = conn[kSeenTick];
+    this.#releaseSourceOnClose(fast, fast[kConnection].source);
     if (this.#log.isLevelEnabled('debug')) this.#logClose(fast, formatPeer(fast));
     this.#greet(fast);
     this.#echoOwed(fast, moved.owed);
-    fast[kStage] = STAGE_FAST;
+    fast[kConnection].stage = STAGE_FAST;
     startFastEcho(fast);
   }
 
@@ -593,8 +569,8 @@ export class ConnectionHandler {
 
 function closeFields(conn: Conn, via: string): Record<string, unknown> {
   return {
-    peer: conn[kPeer] ?? via,
-    ...(conn[kPeer] !== undefined ? { via } : {}),
+    peer: conn[kConnection].peer ?? via,
+    ...(conn[kConnection].peer !== undefined ? { via } : {}),
     receivedBytes: conn.bytesRead,
     // The handle's own count: direct writes on it included.
     sentBytes: conn.bytesWritten,
@@ -606,32 +582,34 @@ function closeFields(conn: Conn, via: string): Record<string, unknown> {
  * during the drain). One still waiting for its header has nothing to finish yet: it finishes when the header is in.
  */
 function finishConnection(conn: Conn): void {
-  if (conn[kStage] === STAGE_FAST) finishFastEcho(conn);
-  else if (conn[kStage] === STAGE_ECHO) finishEcho(conn);
-  else if (conn[kStage] === STAGE_FAULTY) finishFaultyEcho(conn);
+  const { stage } = conn[kConnection];
+  if (stage === STAGE_FAST) finishFastEcho(conn);
+  else if (stage === STAGE_ECHO) finishEcho(conn);
+  else if (stage === STAGE_FAULTY) finishFaultyEcho(conn);
 }
 
 function headerEnded(this: Conn): void {
-  this[kEcho].headerGone(this, 'ended (FIN)');
+  this[kConnection].context.headerGone(this, 'ended (FIN)');
 }
 
 function headerClosed(this: Conn): void {
-  this[kEcho].headerGone(this, 'closed');
+  this[kConnection].context.headerGone(this, 'closed');
 }
 
 /** Resets and other socket errors are the client's business: counted by code, logged at debug, never thrown. */
 function connOnError(this: Conn, err: NodeJS.ErrnoException): void {
-  const { metrics, log } = this[kEcho];
-  metrics.counter('net_errors_total').inc({ code: err.code ?? 'unknown' });
-  if (log.isLevelEnabled('debug')) log.debug({ peer: this[kPeer] ?? formatPeer(this), err }, 'connection error');
+  const { context, peer } = this[kConnection];
+  context.metrics.counter('net_errors_total').inc({ code: err.code ?? 'unknown' });
+  if (context.log.isLevelEnabled('debug'))
+    context.log.debug({ peer: peer ?? formatPeer(this), err }, 'connection error');
 }
 
 /** A fast-path read error, counted as connOnError counts an 'error' event, with no Error built unless logged. */
 function readError(conn: Conn, errno: number): void {
-  const { readErrors, log } = conn[kEcho];
-  readErrors.set(errno, (readErrors.get(errno) ?? 0) + 1);
-  if (log.isLevelEnabled('debug'))
-    log.debug({ peer: conn[kPeer] ?? formatPeer(conn), err: systemError(errno, 'read') }, 'connection error');
+  const { context, peer } = conn[kConnection];
+  context.readErrors.set(errno, (context.readErrors.get(errno) ?? 0) + 1);
+  if (context.log.isLevelEnabled('debug'))
+    context.log.debug({ peer: peer ?? formatPeer(conn), err: systemError(errno, 'read') }, 'connection error');
 }
 
 function flushReadErrors(context: AcceptContext): void {
@@ -643,8 +621,9 @@ function flushReadErrors(context: AcceptContext): void {
 
 /** No traffic either way for --idle-timeout: the client is gone or stuck; free its descriptor and buffers. */
 function idleTimeout(conn: Conn): void {
-  const { metrics, log } = conn[kEcho];
-  metrics.counter('net_limit_hits_total').inc({ limit: 'idle_timeout' });
-  if (log.isLevelEnabled('debug')) log.debug({ peer: conn[kPeer] ?? formatPeer(conn) }, 'idle timeout: closing');
+  const { context, peer } = conn[kConnection];
+  context.metrics.counter('net_limit_hits_total').inc({ limit: 'idle_timeout' });
+  if (context.log.isLevelEnabled('debug'))
+    context.log.debug({ peer: peer ?? formatPeer(conn) }, 'idle timeout: closing');
   conn.destroy();
 }

@@ -2,70 +2,52 @@
  * Test knobs, all off by default: delay every echo, close after N bytes or N seconds, end with a reset instead of a
  * FIN. People run echo servers to test load balancers and clients, and these are the failures they ask for.
  *
- * A connection with any knob on gets these handlers instead of server.ts's; the plain hot path never checks them.
- * The same bound holds: bytes scheduled (delayed) plus bytes queued count against --max-buffered.
+ * A connection with any knob on gets these handlers instead of the stream echo's (stream-echo.ts); the plain hot
+ * paths never check them. The same bound holds: bytes scheduled (delayed) plus bytes queued count against --max-buffered.
  */
-import { type EchoSocket, kEcho } from './server.js';
+import type { EchoSocket, FaultOptions, FaultState } from './connection-state.js';
+import { kConnection } from './symbols.js';
 
-/** The knobs, as configured. */
-export interface FaultOptions {
-  /** Delay each echo by this many ms (0: off). */
-  delayMs: number;
-  /** Echo this many bytes, then close (0: off). */
-  closeAfterBytes: number;
-  /** Close this many seconds after the connection opened (0: off). */
-  closeAfterSeconds: number;
-  /** Close with RST (SO_LINGER 0) instead of FIN. */
-  closeWithReset: boolean;
-}
+export type { FaultOptions } from './connection-state.js';
 
 /** True when any knob is on. */
 export function faultsEnabled(o: FaultOptions): boolean {
   return o.delayMs > 0 || o.closeAfterBytes > 0 || o.closeAfterSeconds > 0 || o.closeWithReset;
 }
 
-const kFaults: unique symbol = Symbol('echo-tcp.faults');
-
-interface FaultState {
-  readonly options: FaultOptions;
-  /** Bytes read and echo-eligible so far (for closeAfterBytes). */
-  echoed: number;
-  /** Bytes waiting in delay timers. */
-  scheduled: number;
-  /** No more input is echoed; close once `scheduled` is 0. */
-  closing: boolean;
-  timer: NodeJS.Timeout | undefined;
+/** The knobs' bookkeeping of a faulty connection (set by startFaultyEcho). */
+function faultsOf(s: EchoSocket): FaultState {
+  return s[kConnection].faults as FaultState;
 }
-
-type FaultySocket = EchoSocket & { [kFaults]: FaultState };
 
 const EMPTY = Buffer.alloc(0);
 
-/** Starts echoing with the knobs on. The socket must carry `[kEcho]`. */
+/** Starts echoing with the knobs on. The socket must carry its state (`kConnection`). */
 export function startFaultyEcho(socket: EchoSocket, options: FaultOptions): void {
-  const s = socket as FaultySocket;
-  s[kFaults] = { options, echoed: 0, scheduled: 0, closing: false, timer: undefined };
+  const f: FaultState = { options, echoed: 0, scheduled: 0, closing: false, timer: undefined };
+  socket[kConnection].faults = f;
+  const s = socket;
   s.on('data', faultyOnData);
   s.on('drain', faultyOnDrain);
   s.on('end', faultyOnEnd);
   s.once('close', faultyOnClose);
   if (options.closeAfterSeconds > 0) {
-    s[kFaults].timer = setTimeout(finishFaultyEcho, options.closeAfterSeconds * 1000, s);
+    f.timer = setTimeout(finishFaultyEcho, options.closeAfterSeconds * 1000, s);
   }
 }
 
-function faultyOnData(this: FaultySocket, chunk: Buffer): void {
+function faultyOnData(this: EchoSocket, chunk: Buffer): void {
   if (echoChunk(this, chunk)) finishFaultyEcho(this);
-  else if (queued(this) > this[kEcho].maxBuffered) {
+  else if (queued(this) > this[kConnection].context.maxBuffered) {
     this.pause();
-    this[kEcho].onBackpressure();
+    this[kConnection].context.onBackpressure();
   }
 }
 
 /** Echoes (now or later) what the knobs allow of `chunk`; true when closeAfterBytes has been reached. */
-function echoChunk(s: FaultySocket, chunk: Buffer): boolean {
-  const f = s[kFaults];
-  const stats = s[kEcho].stats;
+function echoChunk(s: EchoSocket, chunk: Buffer): boolean {
+  const f = faultsOf(s);
+  const stats = s[kConnection].context.stats;
   stats.receivedBytes += chunk.length;
   if (f.closing) return false;
   const limit = f.options.closeAfterBytes;
@@ -84,33 +66,33 @@ function echoChunk(s: FaultySocket, chunk: Buffer): boolean {
   return reached;
 }
 
-function writeLater(s: FaultySocket, data: Buffer): void {
-  const f = s[kFaults];
+function writeLater(s: EchoSocket, data: Buffer): void {
+  const f = faultsOf(s);
   f.scheduled -= data.length;
   if (s.destroyed || s.writableEnded) return;
-  s[kEcho].stats.sentBytes += data.length;
+  s[kConnection].context.stats.sentBytes += data.length;
   s.write(data);
   if (f.closing) {
     if (f.scheduled === 0) closeSocket(s);
-  } else if (s.isPaused() && queued(s) <= s[kEcho].maxBuffered) {
+  } else if (s.isPaused() && queued(s) <= s[kConnection].context.maxBuffered) {
     s.resume();
   }
 }
 
-function queued(s: FaultySocket): number {
-  return s[kFaults].scheduled + s.writableLength;
+function queued(s: EchoSocket): number {
+  return faultsOf(s).scheduled + s.writableLength;
 }
 
-function faultyOnDrain(this: FaultySocket): void {
-  if (!this[kFaults].closing && queued(this) <= this[kEcho].maxBuffered) this.resume();
+function faultyOnDrain(this: EchoSocket): void {
+  if (!faultsOf(this).closing && queued(this) <= this[kConnection].context.maxBuffered) this.resume();
 }
 
-function faultyOnEnd(this: FaultySocket): void {
+function faultyOnEnd(this: EchoSocket): void {
   finishFaultyEcho(this);
 }
 
-function faultyOnClose(this: FaultySocket): void {
-  clearTimeout(this[kFaults].timer);
+function faultyOnClose(this: EchoSocket): void {
+  clearTimeout(faultsOf(this).timer);
 }
 
 /**
@@ -119,8 +101,8 @@ function faultyOnClose(this: FaultySocket): void {
  * turned into a reset by unread data.
  */
 export function finishFaultyEcho(socket: EchoSocket): void {
-  const s = socket as FaultySocket;
-  const f = s[kFaults];
+  const s = socket;
+  const f = faultsOf(s);
   if (f.closing || s.destroyed) return;
   // Bytes Node read ahead while we were paused were received: they are owed.
   for (let chunk = s.read() as Buffer | null; chunk !== null && !f.closing; chunk = s.read() as Buffer | null) {
@@ -134,9 +116,9 @@ export function finishFaultyEcho(socket: EchoSocket): void {
   if (f.scheduled === 0) closeSocket(s);
 }
 
-function closeSocket(s: FaultySocket): void {
+function closeSocket(s: EchoSocket): void {
   if (s.destroyed) return;
-  if (!s[kFaults].options.closeWithReset) {
+  if (!faultsOf(s).options.closeWithReset) {
     s.end();
     return;
   }

@@ -16,6 +16,7 @@ import {
   formatEndpoint,
   type ListenEndpoint,
   listen,
+  nodeInternalsAvailable,
   PROXY_PROTOCOL_REASONS,
   type RunningService,
 } from '@net/core';
@@ -23,7 +24,6 @@ import { checkOptions, runCheck } from './check.js';
 import { clientOptions, runClient } from './client.js';
 import { DEFAULT_PORT, echoOptions } from './config.js';
 import { ConnectionHandler } from './connection.js';
-import { fastPathUnsupported } from './fast-path-support.js';
 import { renderGreeting } from './greeting.js';
 import { createTlsServer, loadTlsContext } from './tls.js';
 
@@ -200,15 +200,17 @@ export const service = defineService({
 });
 
 /**
- * --io: whether plain connections take the fast path. `fast` where the internals are missing is bad configuration
- * (exit 2, saying what is missing); `auto` then falls back to the stream path with one warning.
+ * --io: whether plain connections take the fast path. It needs Node internals (@net/core's node-internals.ts says
+ * whether they are there): `fast` where they are missing is bad configuration (exit 2, saying what is missing);
+ * `auto` then falls back to the stream path with one warning.
  */
 function chooseFastPath(
   io: 'auto' | 'stream' | 'fast',
   sources: Readonly<Record<string, string>>,
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void },
 ): boolean {
-  const unsupported = io === 'stream' ? undefined : fastPathUnsupported();
+  const internals = io === 'stream' ? undefined : nodeInternalsAvailable();
+  const unsupported = internals === undefined || internals.available ? undefined : internals.reason;
   if (io === 'fast' && unsupported !== undefined) {
     const name = sources.io === 'env' ? 'ECHO_TCP_IO' : '--io';
     throw new ConfigError(name, 'fast', `expected auto or stream on this Node ${process.version} (${unsupported})`);

@@ -59,6 +59,22 @@ describe('echo-tcp --io', () => {
     expect(env.stderr).toMatch(/invalid ECHO_TCP_IO "fast"/);
   });
 
+  it('auto falls back to streams where the fence says no (NET_NODE_INTERNALS=off): one warning naming it, and it echoes', async () => {
+    const service = await startEcho(['--io', 'auto'], { env: { NET_NODE_INTERNALS: 'off' } });
+    expect(await engineOf(service)).toBe('stream');
+    const warnings = service.lines.filter((l) => l.level === 40);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]?.msg).toMatch(/^fast path unavailable/);
+    expect(String(warnings[0]?.reason)).toMatch(/NET_NODE_INTERNALS=off/);
+    await echoesBack(service.port);
+  });
+
+  it('refuses fast where the fence says no (NET_NODE_INTERNALS=off), exit 2 with the reason', async () => {
+    const r = await runToExit(BIN, ['serve', '--port', '0', '--io', 'fast'], { env: { NET_NODE_INTERNALS: 'off' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/invalid --io "fast": expected auto or stream on this Node v\d+.*NET_NODE_INTERNALS=off/);
+  });
+
   it('refuses an unknown engine with the accepted values (exit 2)', async () => {
     const r = await runToExit(BIN, ['serve', '--io', 'turbo']);
     expect(r.code).toBe(2);

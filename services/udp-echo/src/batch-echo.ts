@@ -14,7 +14,13 @@
  */
 import type dgram from 'node:dgram';
 import { Worker } from 'node:worker_threads';
-import { datagramBatchSupport, datagramSocketFd, type PortRange, takeOverDatagramSocket } from '@net/core';
+import {
+  datagramBatchSupport,
+  datagramSocketFd,
+  nodeInternalsAvailable,
+  type PortRange,
+  takeOverDatagramSocket,
+} from '@net/core';
 import { type BatchWorkerData, COUNTER, COUNTER_SLOTS, type WorkerReport } from './batch-protocol.js';
 import { closeSockets, type DropListener, type EchoEngine, untilQuiet } from './datagram-echo.js';
 import { DROP_REASONS, type DropReason } from './drop-reasons.js';
@@ -46,8 +52,13 @@ export interface BatchEchoOptions {
   onDropsNotListed?: ((dropped: Partial<Record<DropReason, number>>) => void) | undefined;
 }
 
-/** Undefined when the batch engine can run here; else why not. */
+/**
+ * Undefined when the batch engine can run here; else why not: recvmmsg/sendmmsg through koffi, and the descriptor of
+ * a dgram socket, which only Node's internals give (@net/core's fence, node-internals.ts).
+ */
 export function batchEngineSupport(): string | undefined {
+  const internals = nodeInternalsAvailable();
+  if (!internals.available) return internals.reason;
   return datagramBatchSupport();
 }
 

@@ -30,6 +30,27 @@ describe('udp-echo --io auto', () => {
     expect((await exchange(c, Buffer.from('debug'), debug.port, '127.0.0.1'))?.toString()).toBe('debug');
   });
 
+  it('falls back to dgram where the fence says no (NET_NODE_INTERNALS=off): one warning naming it, and it answers', async () => {
+    const service = await startService(
+      BIN,
+      ['serve', '--port', '0', '--admin-port', '0', '--log-format', 'json', '--io', 'auto'],
+      { env: { NET_NODE_INTERNALS: 'off' } },
+    );
+    expect((await service.waitForLine((l) => l.msg === 'datagram I/O')).io).toBe('dgram');
+    const warnings = service.lines.filter((l) => l.level === 40);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]?.msg).toMatch(/^batched datagram I\/O unavailable/);
+    expect(String(warnings[0]?.reason)).toMatch(/NET_NODE_INTERNALS=off/);
+    const c = await client();
+    expect((await exchange(c, Buffer.from('fallback'), service.port, '127.0.0.1'))?.toString()).toBe('fallback');
+  });
+
+  it('refuses --io batch where the fence says no (NET_NODE_INTERNALS=off), exit 2 with the reason', async () => {
+    const r = await runToExit(BIN, ['serve', '--port', '0', '--io', 'batch'], { env: { NET_NODE_INTERNALS: 'off' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--io "batch": expected auto or dgram here \(NET_NODE_INTERNALS=off/);
+  });
+
   it('refuses an unknown --io with the accepted values (exit 2)', async () => {
     const r = await runToExit(BIN, ['serve', '--io', 'fast']);
     expect(r.code).toBe(2);

@@ -12,6 +12,7 @@ import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { endianness } from 'node:os';
 import { SocketOptionError, SocketOptionUnsupportedError } from '../errors.js';
+import { hasHandle } from './node-internals.js';
 import {
   AF_INET,
   AF_INET6,
@@ -134,7 +135,7 @@ export async function listenReusePort(server: net.Server, opts: ReusePortListenO
     await waitForListening(server, () => server.listen({ fd, backlog, exclusive: true }));
   } catch (error) {
     // If Node never took the descriptor (it throws synchronously for a wrong fd type), it is still ours to close.
-    if (!(server as unknown as { _handle?: unknown })._handle) lib.close(fd);
+    if (!hasHandle(server)) lib.close(fd);
     throw error;
   }
   await verifyReusePort(fd, () => new Promise<void>((resolve) => server.close(() => resolve())));

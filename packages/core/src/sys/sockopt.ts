@@ -9,6 +9,7 @@ import type net from 'node:net';
 import type Koffi from 'koffi';
 import { SocketOptionError, SocketOptionUnsupportedError } from '../errors.js';
 import { systemError } from './errno.js';
+import { handleFd } from './node-internals.js';
 
 // <sys/socket.h>, <netinet/in.h>, <netinet/tcp.h> on Linux.
 export const SOL_SOCKET = 1;
@@ -130,12 +131,11 @@ export type SocketLike = net.Socket | net.Server;
  * `_handle` is null or its `fd` is -1, so options go in the 'connect', 'connection' or 'listening' event.
  */
 export function getSocketFd(target: SocketLike, option = 'socket'): number {
-  const handle = (target as unknown as { _handle?: { fd?: unknown } | null })._handle;
-  const fd = handle?.fd;
+  const fd = handleFd(target);
   if (typeof fd !== 'number' || fd < 0) {
     throw new SocketOptionError(
       option,
-      handle
+      fd !== null
         ? `the socket has no file descriptor yet (fd ${String(fd)}): set options in the 'connect', 'connection' or 'listening' event`
         : `the socket has no handle (not connected yet, or already closed): set options in the 'connect', 'connection' or 'listening' event`,
     );

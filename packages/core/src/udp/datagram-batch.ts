@@ -18,6 +18,7 @@ import type dgram from 'node:dgram';
 import { DatagramBatchError, DatagramBatchUnsupportedError } from '../errors.js';
 import { formatIpv6 } from '../net/ipv6-text.js';
 import { errnoName } from '../sys/errno.js';
+import { datagramHandle } from '../sys/node-internals.js';
 import { AF_INET, AF_INET6, openLibc } from '../sys/sockopt.js';
 
 /** struct mmsghdr on LP64 Linux: struct msghdr (56 bytes) then unsigned int msg_len, padded to 64. */
@@ -93,7 +94,7 @@ function batchError(syscall: string, errno: number): DatagramBatchError {
  * give it, without that getter's runtime deprecation warning): the same on Node 20, 24 and 26.
  */
 export function datagramSocketFd(socket: dgram.Socket): number {
-  return datagramHandle(socket).fd as number;
+  return datagramHandle(socket).fd;
 }
 
 /**
@@ -103,22 +104,7 @@ export function datagramSocketFd(socket: dgram.Socket): number {
 export function takeOverDatagramSocket(socket: dgram.Socket): number {
   const handle = datagramHandle(socket);
   handle.recvStop();
-  return handle.fd as number;
-}
-
-function datagramHandle(socket: dgram.Socket): { fd: number; recvStop: () => number } {
-  const stateKey = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
-  const state = stateKey === undefined ? undefined : (socket as unknown as Record<symbol, unknown>)[stateKey];
-  const handle = (state as { handle?: { fd?: unknown; recvStop?: unknown } | null } | undefined)?.handle;
-  if (
-    handle === undefined ||
-    handle === null ||
-    typeof handle.fd !== 'number' ||
-    handle.fd < 0 ||
-    typeof handle.recvStop !== 'function'
-  )
-    throw new Error('cannot take over this dgram socket: unbound, closed, or a Node whose dgram internals changed');
-  return handle as { fd: number; recvStop: () => number };
+  return handle.fd;
 }
 
 /** One batch of datagrams in native memory; not thread-safe (one thread uses it). */

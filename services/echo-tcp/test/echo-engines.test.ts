@@ -2,23 +2,16 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  acceptOnHandle,
-  bytesQueued,
-  type EchoContext,
-  type EchoSocket,
-  finishEcho,
-  finishFastEcho,
-  kEcho,
-  startEcho,
-  startFastEcho,
-  takeOver,
-} from '../src/server.js';
+import { ConnectionState, type EchoContext, type EchoSocket } from '../src/connection-state.js';
+import { bytesQueued, FastEcho, finishFastEcho, startFastEcho } from '../src/fast-echo.js';
+import { acceptOnHandle, takeOver } from '../src/handle-takeover.js';
+import { finishEcho, startEcho } from '../src/stream-echo.js';
+import { kConnection } from '../src/symbols.js';
 import { receive } from './helpers.js';
 
 type Path = 'stream' | 'fast';
 
-/** An in-process echo server on 127.0.0.1:0 using server.ts's handlers alone: the stream path or the fast one. */
+/** An in-process echo server on 127.0.0.1:0 using one engine alone: the stream echo or the fast one. */
 async function echoServer(maxBuffered: number, path: Path = 'stream') {
   const context = {
     stats: { receivedBytes: 0, sentBytes: 0 },
@@ -34,15 +27,16 @@ async function echoServer(maxBuffered: number, path: Path = 'stream') {
   };
   const accepted: EchoSocket[] = [];
   const fast = path === 'fast';
+  const engine = fast ? new FastEcho() : undefined;
   const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: fast }, (socket) => {
     if (fast) {
-      const s = takeOver(socket, context as EchoContext);
+      const s = takeOver(socket, engine as FastEcho, new ConnectionState(context as EchoContext));
       accepted.push(s);
       startFastEcho(s);
       return;
     }
     const s = socket as EchoSocket;
-    s[kEcho] = context as EchoContext;
+    s[kConnection] = new ConnectionState(context as EchoContext);
     accepted.push(s);
     startEcho(s);
   });
@@ -55,7 +49,7 @@ afterEach(() => {
   for (const f of cleanup.splice(0)) f();
 });
 
-describe.each(['stream', 'fast'] as const)('the echo loop (server.ts, %s path)', (path) => {
+describe.each(['stream', 'fast'] as const)('the echo loop (%s engine)', (path) => {
   it('stops reading when more than maxBuffered bytes are queued, and resumes when the client reads', async () => {
     const maxBuffered = 256 * 1024;
     const { server, context, accepted, port } = await echoServer(maxBuffered, path);
@@ -193,7 +187,7 @@ describe('accepting on the listening handle (acceptOnHandle)', () => {
       accepted.push(socket);
       startFastEcho(socket);
     };
-    expect(acceptOnHandle(server, context, onSocket)).toBe(true);
+    expect(acceptOnHandle(server, new FastEcho(), context, onSocket)).toBe(true);
     const port = (server.address() as net.AddressInfo).port;
     const connect = () =>
       new Promise<net.Socket>((resolve) => {

@@ -1,0 +1,331 @@
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  acceptOnListeningHandle,
+  DirectWriter,
+  datagramHandle,
+  EndOfInputHook,
+  HandleReadHook,
+  handleFd,
+  hasHandle,
+  NODE_INTERNALS_ENV,
+  nodeInternalsAvailable,
+  readEnded,
+  takeOverSocket,
+  tlsRawSocket,
+  WRITE_DONE,
+  WRITE_FAILED,
+  WRITE_QUEUED,
+} from '../src/sys/node-internals.js';
+
+/** A connected pair on 127.0.0.1: `server` is the accepted socket we write on directly, `client` its peer. */
+async function pair(): Promise<{ server: net.Socket; client: net.Socket; close: () => void }> {
+  const listener = net.createServer();
+  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<net.Socket>((r) => listener.once('connection', r));
+  const client = net.connect((listener.address() as net.AddressInfo).port, '127.0.0.1');
+  const server = await accepted;
+  await new Promise((r) => client.once('connect', r));
+  return {
+    server,
+    client,
+    close: () => {
+      client.destroy();
+      server.destroy();
+      listener.close();
+    },
+  };
+}
+
+interface Completion {
+  owner: unknown;
+  length: number;
+  status: number;
+}
+
+const cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const f of cleanup.splice(0)) f();
+});
+
+describe('DirectWriter', () => {
+  it('is available on this Node line (20, 24 and 26 have the binding it uses)', () => {
+    expect(DirectWriter.available).toBe(true);
+  });
+
+  it('writes at once when the send buffer has room, and the peer receives the bytes in order', async () => {
+    const { server, client, close } = await pair();
+    cleanup.push(close);
+    const completions: Completion[] = [];
+    const writer = new DirectWriter((owner, length, status) => completions.push({ owner, length, status }));
+    const parts = [Buffer.from('hello '), Buffer.from('direct '), Buffer.from('world')];
+    for (const part of parts) expect(writer.write(server, part, 'owner')).toBe(WRITE_DONE);
+    const received: Buffer[] = [];
+    let length = 0;
+    await new Promise<void>((resolve) => {
+      client.on('data', (chunk: Buffer) => {
+        received.push(chunk);
+        length += chunk.length;
+        if (length === 18) resolve();
+      });
+    });
+    expect(Buffer.concat(received).toString()).toBe('hello direct world');
+    expect(completions).toEqual([]); // nothing was queued, so nothing completes later
+  });
+
+  it('queues once the peer stops reading, completes each queued write when it reads, and loses no byte', async () => {
+    const { server, client, close } = await pair();
+    cleanup.push(close);
+    client.pause();
+    const completions: Completion[] = [];
+    const writer = new DirectWriter((owner, length, status) => completions.push({ owner, length, status }));
+    const data = randomBytes(64 << 20);
+    const chunk = 256 << 10;
+    let offset = 0;
+    let queued = 0;
+    // The kernel's buffers take a few MiB at most: writes must start being queued well before 64 MiB.
+    while (offset < data.length && queued < 4) {
+      const outcome = writer.write(server, data.subarray(offset, offset + chunk), offset);
+      expect(outcome).not.toBe(WRITE_FAILED);
+      if (outcome === WRITE_QUEUED) queued++;
+      offset += chunk;
+    }
+    expect(queued).toBe(4);
+    expect(completions).toEqual([]);
+    const received: Buffer[] = [];
+    let length = 0;
+    await new Promise<void>((resolve) => {
+      client.on('data', (c: Buffer) => {
+        received.push(c);
+        length += c.length;
+        if (length === offset) resolve();
+      });
+      client.resume();
+    });
+    expect(Buffer.compare(Buffer.concat(received), data.subarray(0, offset))).toBe(0);
+    expect(completions).toHaveLength(4);
+    for (const c of completions) expect(c).toMatchObject({ length: chunk, status: 0 });
+    // In write order, each with the owner it was given.
+    const owners = completions.map((c) => c.owner as number);
+    expect(owners).toEqual([...owners].sort((a, b) => a - b));
+  });
+
+  it('reports a queued write cancelled by a destroy with a negative status', async () => {
+    const { server, client, close } = await pair();
+    cleanup.push(close);
+    client.pause();
+    const completions: Completion[] = [];
+    const writer = new DirectWriter((owner, length, status) => completions.push({ owner, length, status }));
+    const block = randomBytes(1 << 20);
+    let outcome: number = WRITE_DONE;
+    for (let i = 0; i < 64 && outcome !== WRITE_QUEUED; i++) outcome = writer.write(server, block, 'last');
+    expect(outcome).toBe(WRITE_QUEUED);
+    server.destroy();
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(completions).toHaveLength(1);
+    expect(completions[0]?.owner).toBe('last');
+    expect(completions[0]?.status).toBeLessThan(0);
+  });
+
+  it('fails with a system error, not a throw, on a socket whose handle is gone', async () => {
+    const { server, close } = await pair();
+    cleanup.push(close);
+    const writer = new DirectWriter(() => {});
+    server.destroy();
+    expect(writer.write(server, Buffer.from('late'), null)).toBe(WRITE_FAILED);
+    expect(writer.lastError?.code).toBe('EPIPE');
+  });
+
+  it('fails with the peer reset as ECONNRESET or EPIPE once the peer has reset the connection', async () => {
+    const { server, client, close } = await pair();
+    cleanup.push(close);
+    const writer = new DirectWriter(() => {});
+    server.on('error', () => {});
+    client.resetAndDestroy();
+    await new Promise((r) => setTimeout(r, 50));
+    let outcome: number = WRITE_DONE;
+    for (let i = 0; i < 10 && outcome === WRITE_DONE; i++) outcome = writer.write(server, Buffer.from('x'), null);
+    expect(outcome).toBe(WRITE_FAILED);
+    expect(['ECONNRESET', 'EPIPE']).toContain(writer.lastError?.code);
+  });
+});
+
+describe('nodeInternalsAvailable', () => {
+  it('says yes on this Node line (20, 24 and 26 have every internal the fast paths use)', () => {
+    expect(nodeInternalsAvailable({})).toEqual({ available: true });
+    expect(nodeInternalsAvailable({ [NODE_INTERNALS_ENV]: 'on' })).toEqual({ available: true });
+  });
+
+  it(`says no, naming ${NODE_INTERNALS_ENV}, when ${NODE_INTERNALS_ENV}=off: the seam every fallback test uses`, () => {
+    const answer = nodeInternalsAvailable({ [NODE_INTERNALS_ENV]: 'off' });
+    expect(answer.available).toBe(false);
+    expect(answer.available ? '' : answer.reason).toMatch(/NET_NODE_INTERNALS=off/);
+  });
+
+  it(`refuses any other value of ${NODE_INTERNALS_ENV} with NET_ERR_BAD_CONFIG, saying what is accepted`, () => {
+    expect(() => nodeInternalsAvailable({ [NODE_INTERNALS_ENV]: 'of' })).toThrow(
+      expect.objectContaining({ code: 'NET_ERR_BAD_CONFIG', message: expect.stringMatching(/"of".*on or off/) }),
+    );
+  });
+});
+
+describe('descriptors and stream state behind the fence', () => {
+  it("reads a socket's descriptor, null once it has no handle, and whether it has one", async () => {
+    const { server, close } = await pair();
+    cleanup.push(close);
+    const fd = handleFd(server);
+    expect(typeof fd === 'number' && fd > 2).toBe(true);
+    expect(hasHandle(server)).toBe(true);
+    server.destroy();
+    expect(handleFd(server)).toBeNull();
+    expect(hasHandle(server)).toBe(false);
+  });
+
+  it("tells a stream that has seen its end (before 'end' is emitted), and finds no TLS parent on a plain socket", async () => {
+    const { server, client, close } = await pair();
+    cleanup.push(close);
+    server.pause();
+    expect(readEnded(server)).toBe(false);
+    client.end('unread'); // buffered, unread: 'end' cannot be emitted before it is read
+    for (let i = 0; i < 50 && !readEnded(server); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(readEnded(server)).toBe(true);
+    expect(server.readableEnded).toBe(false);
+    expect(tlsRawSocket(server)).toBeUndefined();
+  });
+
+  it("gives a bound dgram socket's handle, and NET_ERR_NODE_INTERNALS for an unbound one", async () => {
+    const bound = dgram.createSocket('udp4');
+    cleanup.push(() => bound.close());
+    await new Promise<void>((r) => bound.bind(0, '127.0.0.1', r));
+    expect(datagramHandle(bound).fd).toBeGreaterThan(2);
+    const unbound = dgram.createSocket('udp4');
+    cleanup.push(() => unbound.close());
+    expect(() => datagramHandle(unbound)).toThrow(
+      expect.objectContaining({ code: 'NET_ERR_NODE_INTERNALS', internal: 'dgram state' }),
+    );
+  });
+});
+
+/** A listener whose accepted handles go into sockets reading into `buffer` with `onread`; resolves the first. */
+async function onreadPair(buffer: Buffer, callback: (nread: number, buf: Buffer) => boolean) {
+  const listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<net.Socket>((resolve) =>
+    listener.once('connection', (socket: net.Socket) =>
+      resolve(takeOverSocket(socket, { allowHalfOpen: true, onread: { buffer, callback } })),
+    ),
+  );
+  const client = net.connect((listener.address() as net.AddressInfo).port, '127.0.0.1');
+  client.on('error', () => {});
+  const server = await accepted;
+  return {
+    listener,
+    server,
+    client,
+    close: () => {
+      client.destroy();
+      server.destroy();
+      listener.close();
+    },
+  };
+}
+
+describe('HandleReadHook', () => {
+  it("hands each read to data() in the socket's buffer and leaves the end of stream to Node", async () => {
+    const buffer = Buffer.alloc(64 * 1024);
+    const viaNode: number[] = [];
+    const { server, client, close } = await onreadPair(buffer, (nread) => {
+      viaNode.push(nread);
+      return true;
+    });
+    cleanup.push(close);
+    const reads: string[] = [];
+    const hook = new HandleReadHook(buffer, {
+      data: (socket, buf, nread) => {
+        expect(socket).toBe(server);
+        reads.push(buf.toString('latin1', 0, nread));
+        return true;
+      },
+      error: () => expect.unreachable('no read failed'),
+    });
+    expect(hook.install(server)).toBe(true);
+    client.write('hello');
+    for (let i = 0; i < 100 && reads.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(reads).toEqual(['hello']);
+    expect(viaNode).toEqual([]); // Node's onread callback never saw it
+    const ended = once(server, 'end');
+    client.end();
+    await ended; // the FIN went through Node: 'end'
+  });
+
+  it('hands a failed read (a reset) to error() and destroys the socket without an error event', async () => {
+    const buffer = Buffer.alloc(64 * 1024);
+    const { server, client, close } = await onreadPair(buffer, () => true);
+    cleanup.push(close);
+    const errors: number[] = [];
+    const hook = new HandleReadHook(buffer, { data: () => true, error: (_socket, errno) => errors.push(errno) });
+    expect(hook.install(server)).toBe(true);
+    server.on('error', () => expect.unreachable('a hooked reset builds no error'));
+    const closed = once(server, 'close');
+    client.resetAndDestroy();
+    await closed;
+    expect(errors).toEqual([-104]); // ECONNRESET
+    expect(server.destroyed).toBe(true);
+  });
+
+  it('stops reading when data() returns false, until resume()', async () => {
+    const buffer = Buffer.alloc(64 * 1024);
+    const { server, client, close } = await onreadPair(buffer, () => true);
+    cleanup.push(close);
+    let reads = 0;
+    const hook = new HandleReadHook(buffer, { data: () => ++reads > 1, error: () => {} });
+    expect(hook.install(server)).toBe(true);
+    client.write('one');
+    for (let i = 0; i < 100 && reads === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    client.write('two');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(reads).toBe(1); // stopped after the first
+    server.resume();
+    for (let i = 0; i < 100 && reads === 1; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(reads).toBe(2);
+  });
+
+  it("installs on nothing whose handle is gone: the caller keeps Node's path", async () => {
+    const { server, close } = await pair();
+    cleanup.push(close);
+    server.destroy();
+    expect(new HandleReadHook(Buffer.alloc(16), { data: () => true, error: () => {} }).install(server)).toBe(false);
+  });
+});
+
+describe('EndOfInputHook', () => {
+  it("leaves data to Node ('data' events) and ends a reset connection through onEnd, with no error event", async () => {
+    const { server, client, close } = await pair();
+    cleanup.push(close);
+    const ended: net.Socket[] = [];
+    const hook = new EndOfInputHook((socket) => {
+      ended.push(socket);
+      socket.destroy();
+    });
+    expect(hook.install(server)).toBe(true);
+    const data = once(server, 'data');
+    client.write('junk');
+    expect(String((await data)[0])).toBe('junk');
+    server.on('error', () => expect.unreachable('no error event after the hook'));
+    const closed = once(server, 'close');
+    client.resetAndDestroy();
+    await closed;
+    expect(ended).toEqual([server]);
+  });
+});
+
+describe('acceptOnListeningHandle', () => {
+  it('refuses a server that is not listening (no handle), changing nothing', () => {
+    const server = net.createServer();
+    expect(acceptOnListeningHandle(server, {}, () => {})).toBe(false);
+  });
+});

