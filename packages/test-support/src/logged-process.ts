@@ -1,7 +1,8 @@
 /**
  * A child process whose stdout is read as pino JSON log lines as they come, in its own process group, tracked so
- * that it never outlives the test: `stopAllServices()` (in `afterEach`) or the exit of the test process SIGKILLs the
- * whole group (a `--workers` primary and its workers, `ip netns exec` and its node, `prlimit` and what it execs).
+ * that it never outlives the test: `stopAllServices()` (in `afterEach`), `stopOwned(owner)` or the exit of the test
+ * process SIGKILLs the whole group (a `--workers` primary and its workers, `ip netns exec` and its node, `prlimit`
+ * and what it execs).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 
@@ -39,7 +40,7 @@ export interface SpawnOptions {
    * pid is the service's own.
    */
   wrapper?: readonly string[];
-  /** Also recorded here, for `stopAllServices(owner)`. */
+  /** Also recorded here, for `stopOwned(owner)`. */
   owner?: Owner;
 }
 
@@ -85,21 +86,27 @@ export function killGroup(proc: ChildProcess): void {
 }
 
 /**
- * SIGKILLs every process group still running (or only those of `owner`) and waits for the leaders' exit (call it in
- * `afterEach`, or in `onTestFinished` with the test's own owner, so that it runs when the test fails too).
+ * SIGKILLs every process group still running and waits for the leaders' exit (call it in `afterEach`; it takes no
+ * argument, so it can be passed as the hook itself, which vitest calls with its test context).
  */
-export async function stopAllServices(owner?: Owner): Promise<void> {
-  // `afterEach(stopAllServices)` calls it with vitest's test context: anything but a Set means every process.
-  const set = owner instanceof Set ? owner : live;
+export function stopAllServices(): Promise<void> {
+  return stopOwned(live);
+}
+
+/**
+ * SIGKILLs the process groups of `owner` only (call it in `onTestFinished`, so that concurrent tests of one file stop
+ * their own processes, also when the test fails).
+ */
+export async function stopOwned(owner: Owner): Promise<void> {
   const waits: Promise<unknown>[] = [];
-  for (const proc of [...set]) {
+  for (const proc of [...owner]) {
     if (proc.exitCode === null && proc.signalCode === null) {
       waits.push(new Promise((resolve) => proc.once('close', resolve)));
     }
     killGroup(proc);
     live.delete(proc);
+    owner.delete(proc);
   }
-  set.clear();
   await Promise.all(waits);
 }
 
@@ -247,8 +254,15 @@ export function spawnNode(entry: string, args: readonly string[], options: Spawn
   return spawnLogged(command as string, rest, options);
 }
 
-/** What {@link runToExit} returns: the exit, all output as written, and the JSON lines of stdout. */
-export type Finished = Exit & { stdout: string; stderr: string; lines: LogLine[] };
+/** What {@link runToExit} returns: the exit, the output and the JSON lines of stdout. */
+export type Finished = Exit & {
+  /** stdout's lines joined by `\n`, without the last line's newline (`'hello world'` for `hello world\n`). */
+  stdout: string;
+  /** stdout exactly as written. */
+  rawStdout: string;
+  stderr: string;
+  lines: LogLine[];
+};
 
 /**
  * Runs `command args` to its exit, bounded by `options.timeoutMs` (default 10 000): past it, the group is
@@ -271,7 +285,7 @@ export async function runCommandToExit(
       }, timeoutMs);
     }),
   ]).finally(() => clearTimeout(timer));
-  return { ...exit, stdout: s.stdout(), stderr: s.stderr(), lines: s.lines };
+  return { ...exit, stdout: s.rawLines.join('\n'), rawStdout: s.stdout(), stderr: s.stderr(), lines: s.lines };
 }
 
 /** Runs the node `entry` (e.g. `--help`, bad config) to its exit; see {@link runCommandToExit}. */

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   isReadyLine,
   type Owner,
@@ -11,13 +11,15 @@ import {
   spawnNode,
   startService,
   stopAllServices,
+  stopOwned,
   waitForReady,
 } from '../src/index.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/service.mjs', import.meta.url));
 
-// Passed as is, the way service tests do: vitest calls it with the test context, which must not be taken for an owner.
+// Passed as the hook itself, as service tests do (vitest rejects a hook whose first parameter is not destructured).
 afterEach(stopAllServices);
+afterAll(stopAllServices);
 
 /** True while a process `pid` exists (signal 0 checks without sending). */
 function exists(pid: number): boolean {
@@ -96,11 +98,11 @@ describe('startService', () => {
     expect(await eventually(() => !exists(grandchild))).toBe(true);
   });
 
-  it('stopAllServices(owner) stops only the processes of that owner', async () => {
+  it('stopOwned(owner) stops only the processes of that owner', async () => {
     const owner: Owner = new Set();
     const mine = await startService(fixture, ['ready'], { owner });
     const other = await startService(fixture, ['ready']);
-    await stopAllServices(owner);
+    await stopOwned(owner);
     expect((await mine.exited).signal).toBe('SIGKILL');
     expect(other.proc.exitCode).toBeNull();
     expect(other.proc.signalCode).toBeNull();
@@ -113,10 +115,11 @@ describe('startService', () => {
 });
 
 describe('runToExit', () => {
-  it('returns the exit code, stdout as written, stderr and the JSON lines', async () => {
+  it('returns the exit code, stdout as lines and as written, stderr and the JSON lines', async () => {
     const r = await runToExit(fixture, ['exit-early']);
     expect(r.code).toBe(2);
-    expect(r.stdout).toMatch(/^\{.*"msg":"starting"\}\n$/);
+    expect(r.stdout).toMatch(/^\{.*"msg":"starting"\}$/);
+    expect(r.rawStdout).toBe(`${r.stdout}\n`);
     expect(r.stderr).toBe('fixture: --bogus is not a flag\n');
     expect(r.lines.map((l) => l.msg)).toEqual(['starting']);
   });

@@ -11,7 +11,7 @@
  * The tests run concurrently (each owns its namespaces, ports and processes, removed in onTestFinished even when it
  * fails), so the 30 s live-peer window costs no more wall time than itself.
  */
-import { type LoggedProcess, type LogLine, type Owner, spawnLogged, stopAllServices } from '@net/testkit';
+import { type LoggedProcess, type LogLine, type Owner, spawnLogged, stopOwned } from '@net/testkit';
 import { describe, it, type TestContext } from 'vitest';
 import { BIN, hasCommand, isRoot, sleep, startServe } from './helpers.js';
 import { createNetnsPair, IDLE_CLIENT, type NetnsPair } from './netns.js';
@@ -27,7 +27,7 @@ function setup(context: TestContext): { pair: NetnsPair; owner: Owner } {
   const pair = createNetnsPair();
   context.onTestFinished(async () => {
     // Processes first: a namespace with processes in it outlives `ip netns del`.
-    await stopAllServices(owner);
+    await stopOwned(owner);
     pair.destroy();
   });
   return { pair, owner };

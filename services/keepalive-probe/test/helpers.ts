@@ -16,9 +16,13 @@ import {
 /** The built bin (tests run after `tsc -b`). */
 export const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
-/** Runs a command to its exit within `timeoutMs` (default 15 s: the demo runs for seconds). */
-export function run(command: string, args: readonly string[], options: SpawnOptions = {}): Promise<Finished> {
-  return runCommandToExit(command, args, { timeoutMs: 15_000, ...options });
+/**
+ * Runs a command to its exit within `timeoutMs` (default 15 s: the demo runs for seconds); `stdout` is exactly what
+ * it wrote, final newline included.
+ */
+export async function run(command: string, args: readonly string[], options: SpawnOptions = {}): Promise<Finished> {
+  const r = await runCommandToExit(command, args, { timeoutMs: 15_000, ...options });
+  return { ...r, stdout: r.rawStdout };
 }
 
 /** Starts `node BIN serve ...` (optionally inside a namespace) and resolves once it logged its ready line. */
