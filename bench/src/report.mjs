@@ -58,6 +58,7 @@ export function summarize(scenario, samplesByTarget, targets) {
       generator_cpu_share: median(runs.map((r) => r.generator_cpu_share)),
       generator_saturated_runs: runs.filter((r) => r.generator_saturated).length,
       problems: [...new Set(runs.flatMap((r) => problemsOf(r, scenario.mode)))],
+      notes: [...new Set(runs.flatMap((r) => r.notes ?? []))],
       runs,
     };
   });
@@ -132,7 +133,7 @@ export function renderMarkdown(report) {
       const saturated = row.generator_saturated_runs
         ? [`generator saturated in ${row.generator_saturated_runs} run(s): a lower bound`]
         : [];
-      const checks = ([...row.problems, ...saturated].join(', ') || 'ok') + refProblems;
+      const checks = [([...row.problems, ...saturated].join(', ') || 'ok') + refProblems, ...row.notes].join('; ');
       const pct = (v) => (v === undefined ? '–' : (v * 100).toFixed(0));
       lines.push(
         `| ${title} | ${row.label} | ${fmt(ref.value, s.unit)} | ${fmt(row.value, s.unit)} | ${ratio} | ` +

@@ -16,7 +16,7 @@ import { runIdle, runLoadgen } from './loadgen.mjs';
 import { killAllOnExit } from './processes.mjs';
 import { generatorNotes, machineInfo, problemsOf, saturatedScenarios, summarize, writeReport } from './report.mjs';
 import { SCENARIOS } from './scenarios.mjs';
-import { startServer, stopServer, TARGETS } from './servers.mjs';
+import { openFilesLimit, startServer, stopServer, TARGETS } from './servers.mjs';
 
 const MODES = {
   full: { runs: 3, duration: 2.5, warmup: 0.5 },
@@ -195,11 +195,12 @@ async function measure(scenario, server, options, loadgenCpus, generators) {
   const room = await waitForConntrackRoom(need, { log: (msg) => console.log(`${scenario.id}: ${msg}`) });
   if (!room.ok) return { failed: `not run: connection-tracking table at ${room.use.count}/${room.use.max} entries` };
   const t0 = Date.now();
+  const idleConns = idleConnectionsFor(server, options.conns);
   const result =
     scenario.mode === 'idle'
       ? await runIdle({
           port: server.port,
-          conns: options.conns,
+          conns: idleConns.conns,
           sources: options.sources,
           cpus: loadgenCpus,
           serverPid: server.child.pid,
@@ -214,7 +215,21 @@ async function measure(scenario, server, options, loadgenCpus, generators) {
           generators,
         });
   result.elapsed_s = (Date.now() - t0) / 1000;
+  if (scenario.mode === 'idle' && idleConns.note) result.notes = [idleConns.note];
   return result;
+}
+
+/**
+ * How many idle connections a server can hold under its descriptor limit: a server that needs more than one
+ * descriptor per connection (the target says how many) gets what fits, 64 descriptors kept for its own use, and
+ * the report says so; its figure stays per connection.
+ */
+function idleConnectionsFor(server, wanted) {
+  const per = server.target.descriptorsPerConnection ?? 1;
+  const limit = openFilesLimit(server.child.pid);
+  if (per === 1 || limit === undefined || wanted * per + 64 <= limit) return { conns: wanted };
+  const conns = Math.floor((limit - 64) / per);
+  return { conns, note: `${conns} of ${wanted} connections: ${per} descriptors each under a limit of ${limit}` };
 }
 
 function describe(scenario, r, mode) {

@@ -31,7 +31,7 @@ export const SCENARIOS = [
     options: { conns: 10000, sources: 4 },
     checkOptions: { conns: 1000, sources: 4 },
     metric: 'rss_per_conn',
-    targets: TCP,
+    targets: [...TCP, 'echo-tcp-node24'],
     modes: ['full', 'quick', 'check'],
   },
   pingpong(64, 1, ['full', 'quick', 'check']),

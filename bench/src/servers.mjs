@@ -1,7 +1,7 @@
 // The servers under test: the C references, the Node baselines and the services, how to start each one pinned,
 // and how to know it is ready (a TCP connect, or a UDP datagram echoed back).
 import dgram from 'node:dgram';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { BENCH_DIR, BUILD_DIR, GO_ECHO, goMissing } from './build.mjs';
@@ -14,7 +14,7 @@ const LOG_DIR = join(BUILD_DIR, 'logs');
  * A target is one way of running a server of one kind (`tcp-echo`, `udp-echo`, `daytime`).
  * role: `reference` (C, every ratio's denominator), `baseline` (plain Node) or `service` (the code under test).
  */
-export function serviceTarget(service, kind, label, extraArgs) {
+export function serviceTarget(service, kind, label, extraArgs, node = process.execPath) {
   const main = join(REPO_DIR, 'services', service, 'dist', 'main.js');
   return {
     id: label,
@@ -22,8 +22,36 @@ export function serviceTarget(service, kind, label, extraArgs) {
     role: 'service',
     label,
     missing: existsSync(main) ? undefined : `not built (services/${service}/dist/main.js missing)`,
-    command: (port) => [process.execPath, main, 'serve', '--host', '127.0.0.1', '--port', String(port), ...extraArgs],
+    command: (port) => [node, main, 'serve', '--host', '127.0.0.1', '--port', String(port), ...extraArgs],
   };
+}
+
+/**
+ * A second Node line for the memory comparison (the issue's target holds on Node 20 and 24): NET_BENCH_NODE24, or
+ * the Node 24 that .ci/run unpacks into .cache/node24.
+ */
+const NODE24 = process.env.NET_BENCH_NODE24 || join(REPO_DIR, '.cache', 'node24', 'bin', 'node');
+
+/** The soft RLIMIT_NOFILE of a running process, from /proc/PID/limits (proc(5)); undefined when unreadable. */
+export function openFilesLimit(pid) {
+  try {
+    const line = readFileSync(`/proc/${pid}/limits`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const soft = Number(line?.split(/\s{2,}/)[1]);
+    return Number.isFinite(soft) ? soft : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function executable(file) {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const ECHO_TCP_ARGS = ['--backlog', '4096', '--max-connections', '15000'];
@@ -60,6 +88,11 @@ export const TARGETS = {
     label: 'Go io.Copy',
     missing: goMissing(),
     command: (port) => [GO_ECHO, String(port)],
+    // Go's io.Copy between two TCPConns is TCPConn.ReadFrom, which splices through a pipe (splice(2)): a goroutine
+    // waiting in it holds that pipe, two more descriptors, so an idle Go connection costs three (the pipes' kernel
+    // memory is not in its RSS). Under a 20,000-descriptor limit that cannot be raised (no CAP_SYS_RESOURCE) the Go
+    // server stopped answering at about 6,600 of 10,000 idle connections: the idle scenario opens what fits.
+    descriptorsPerConnection: 3,
   },
   'node-udp': {
     kind: 'udp-echo',
@@ -89,6 +122,16 @@ export const TARGETS = {
     '--log-level',
     'silent',
   ]),
+  'echo-tcp-node24': {
+    ...serviceTarget(
+      'echo-tcp',
+      'tcp-echo',
+      'echo-tcp on Node 24',
+      [...ECHO_TCP_ARGS, '--workers', '1', '--log-level', 'silent'],
+      NODE24,
+    ),
+    ...(executable(NODE24) ? {} : { missing: `no Node 24 at ${NODE24} (set NET_BENCH_NODE24)` }),
+  },
   'udp-echo': serviceTarget('udp-echo', 'udp-echo', 'udp-echo', [
     ...['--workers', '1', '--log-level', 'silent', '--rate-limit-packets', '0', '--rate-limit-bytes', '0'],
   ]),

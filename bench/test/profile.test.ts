@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -55,9 +55,19 @@ describe('bench:profile', () => {
     clearTimeout(timer);
     expect(code, out).toBe(0);
     expect(out).toMatch(/^echo-tcp under TCP ping-pong 64 B x50: \d+ \/s/m);
-    // The echo's own read callback is on every message's path: it must show among the functions listed.
-    expect(out).toMatch(/handleOnRead dist\/server\.js/);
     const profile = /^profile: (.+\.cpuprofile)$/m.exec(out)?.[1];
     expect(profile && existsSync(profile)).toBe(true);
+    // echo-tcp's own code is on every message's path, so its functions must have samples. Checked in the whole
+    // profile, not in the printed top 25: on a loaded machine a one-second run's start-up (module loading) can
+    // fill that list.
+    const parsed = JSON.parse(readFileSync(profile as string, 'utf8')) as {
+      nodes: { id: number; callFrame: { url: string } }[];
+      samples: number[];
+    };
+    const echoNodes = new Set(
+      parsed.nodes.filter((n) => n.callFrame.url.includes('/services/echo-tcp/dist/')).map((n) => n.id),
+    );
+    const echoSamples = parsed.samples.filter((id) => echoNodes.has(id)).length;
+    expect(echoSamples, out).toBeGreaterThan(0);
   });
 });

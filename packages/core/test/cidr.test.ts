@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cidrContains, formatIp, ipToBytes, parseCidr, parseCidrList } from '../src/cidr.js';
+import { cidrContains, formatIp, ipToBytes, parseCidr, parseCidrList } from '../src/net/cidr.js';
 
 describe('parseCidrList', () => {
   it('parses IPv4 and IPv6 networks separated by commas and spaces', () => {

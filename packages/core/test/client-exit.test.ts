@@ -1,8 +1,7 @@
 import type dns from 'node:dns';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { CLIENT_EXIT, CLIENT_EXIT_MEANINGS, clientExitCode, formatClientExitCodes } from '../src/client-exit.js';
-import { connect } from '../src/connect.js';
+import { CLIENT_EXIT, CLIENT_EXIT_MEANINGS, clientExitCode, formatClientExitCodes } from '../src/client/client-exit.js';
 import {
   BadEndpointError,
   BadReplyError,
@@ -13,6 +12,7 @@ import {
   SizeLimitError,
   TimeoutError,
 } from '../src/errors.js';
+import { connect } from '../src/net/connect.js';
 
 /** A Node system error as net reports it. */
 function errno(code: string): NodeJS.ErrnoException {

@@ -5,8 +5,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ConnectOptions, connect, type LookupAll } from '../src/connect.js';
 import { AbortedError, BadEndpointError, ConnectError, TimeoutError } from '../src/errors.js';
+import { type ConnectOptions, connect, type LookupAll } from '../src/net/connect.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {

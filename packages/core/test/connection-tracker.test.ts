@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { ConnectionTracker } from '../src/connection-tracker.js';
-import { Metrics } from '../src/metrics.js';
+import { ConnectionTracker } from '../src/runtime/connection-tracker.js';
+import { Metrics } from '../src/runtime/metrics.js';
 
 const CONNECTION_METRICS = ['net_connections_open', 'net_connections_total', 'net_connection_duration_seconds'];
 

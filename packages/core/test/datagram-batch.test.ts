@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DatagramBatch, datagramBatchSupport, takeOverDatagramSocket } from '../src/datagram-batch.js';
 import { DatagramBatchError } from '../src/errors.js';
+import { DatagramBatch, datagramBatchSupport, takeOverDatagramSocket } from '../src/udp/datagram-batch.js';
 
 const sockets: dgram.Socket[] = [];
 afterEach(() => {

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { prng } from '@net/test-support';
 import { describe, expect, it } from 'vitest';
+import { BadEndpointError, UnixPathTooLongError } from '../src/errors.js';
 import {
   type Endpoint,
   formatEndpoint,
@@ -13,8 +14,7 @@ import {
   parseEndpoint,
   toEndpoint,
   unixSocketPath,
-} from '../src/endpoint.js';
-import { BadEndpointError, UnixPathTooLongError } from '../src/errors.js';
+} from '../src/net/endpoint.js';
 
 const SEED = 0x5eed;
 const CASES = 2_000;

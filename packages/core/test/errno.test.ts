@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { errnoName, systemError } from '../src/errno.js';
+import { errnoName, systemError } from '../src/sys/errno.js';
 
 describe('errnoName', () => {
   it('names an errno as Node does, whether libc (positive) or libuv (negative) reported it', () => {

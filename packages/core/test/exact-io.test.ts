@@ -14,8 +14,8 @@ import {
   SocketClosedError,
   TimeoutError,
 } from '../src/errors.js';
-import { classifyClose, closeKind, readExactly, readToEnd, writeAll } from '../src/exact-io.js';
-import { readSocketOption, SO_ERROR, SOL_SOCKET } from '../src/sockopt.js';
+import { classifyClose, closeKind, readExactly, readToEnd, writeAll } from '../src/net/exact-io.js';
+import { readSocketOption, SO_ERROR, SOL_SOCKET } from '../src/sys/sockopt.js';
 
 type Transport = 'IPv4' | 'IPv6' | 'Unix';
 

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { getKeepAlive, type KeepAliveOptions, setKeepAlive } from '../src/keepalive.js';
-import { getSocketFd, IPPROTO_TCP, readSocketOption, TCP_KEEPIDLE } from '../src/sockopt.js';
+import { getKeepAlive, type KeepAliveOptions, setKeepAlive } from '../src/sys/keepalive.js';
+import { getSocketFd, IPPROTO_TCP, readSocketOption, TCP_KEEPIDLE } from '../src/sys/sockopt.js';
 
 interface Pair {
   server: net.Server;

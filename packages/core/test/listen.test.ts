@@ -6,10 +6,12 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatEndpoint } from '../src/endpoint.js';
 import { AbortedError, AddressInUseError, SocketClosedError, UnixPathTooLongError } from '../src/errors.js';
-import { readToEnd, writeAll } from '../src/exact-io.js';
-import { boundEndpoint, listen } from '../src/listen.js';
+import { formatEndpoint } from '../src/net/endpoint.js';
+import { readToEnd, writeAll } from '../src/net/exact-io.js';
+import { boundEndpoint, listen } from '../src/net/listen.js';
+import { reusePortSupport } from '../src/sys/reuse-port.js';
+import { readSocketOption, SO_REUSEPORT, SOL_SOCKET } from '../src/sys/sockopt.js';
 import { runAsNobody } from './support/as-nobody.js';
 
 const servers: net.Server[] = [];
@@ -191,6 +193,41 @@ describe('listen', () => {
 });
 
 /**
+ * listen's `reusePort` goes through reuse-port.ts's one SO_REUSEPORT path, which reads the option back: on Node 20,
+ * whose listen({ reusePort: true }) is a silent no-op, the socket must still carry SO_REUSEPORT=1 and share its port.
+ */
+describe.runIf(reusePortSupport() !== 'none')('listen with reusePort', () => {
+  it('binds with SO_REUSEPORT read back as 1, so a second listener shares the port, on every Node', async () => {
+    const first = await track(listen('127.0.0.1:0', { reusePort: true, server: pongServer() }));
+    expect(readSocketOption(first, SOL_SOCKET, SO_REUSEPORT)).toBe(1);
+    const second = await track(listen(`127.0.0.1:${portOf(first)}`, { reusePort: true, server: pongServer() }));
+    expect(portOf(second)).toBe(portOf(first));
+    expect(readSocketOption(second, SOL_SOCKET, SO_REUSEPORT)).toBe(1);
+    expect(await exchange({ host: '127.0.0.1', port: portOf(first) })).toBe('pong:ping');
+  });
+
+  it('binds every interface dual stack with reusePort, as without it', async () => {
+    const server = await track(listen(':0', { reusePort: true, server: pongServer() }));
+    expect(boundEndpoint(server)).toMatchObject({ kind: 'ip', family: 6, address: '::' });
+    expect(await exchange({ host: '127.0.0.1', port: portOf(server) })).toBe('pong:ping');
+    expect(await exchange({ host: '::1', port: portOf(server) })).toBe('pong:ping');
+  });
+
+  it('keeps ipv6Only with reusePort: IPv4 clients are refused on [::]', async () => {
+    const server = await track(listen('[::]:0', { reusePort: true, ipv6Only: true }));
+    expect(readSocketOption(server, SOL_SOCKET, SO_REUSEPORT)).toBe(1);
+    const client = net.connect({ host: '127.0.0.1', port: portOf(server) });
+    const [err] = (await once(client, 'error').catch((e: unknown) => [e])) as [NodeJS.ErrnoException];
+    expect(err.code).toBe('ECONNREFUSED');
+  });
+
+  it('maps EADDRINUSE against a listener without SO_REUSEPORT to AddressInUseError', async () => {
+    const plain = await track(listen('127.0.0.1:0'));
+    await expect(listen(`127.0.0.1:${portOf(plain)}`, { reusePort: true })).rejects.toBeInstanceOf(AddressInUseError);
+  });
+});
+
+/**
  * EACCES needs an unprivileged process: the tests run as root, which may bind anything. A child running as
  * nobody (uid 65534) imports listen() transpiled from the sources with the TypeScript compiler (Node 20 cannot
  * load .ts files) and reports the error it gets.
@@ -200,8 +237,8 @@ describe('listen without privilege', () => {
 
   function listenAsNobody(endpoint: string): Promise<{ name: string; code: string; message: string }> {
     return runAsNobody(
-      'listen',
-      `import { listen } from './listen.js';
+      'net/listen',
+      `import { listen } from './net/listen.js';
       listen(${JSON.stringify(endpoint)}).then(
         (s) => { console.log(JSON.stringify({ name: 'listening' })); s.close(); },
         (e) => console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })));`,

@@ -2,7 +2,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, loadPinoPretty } from '../src/logger.js';
+import { createLogger, loadPinoPretty } from '../src/runtime/logger.js';
 
 /** A stream whose written text lands in `text`. */
 function capture() {

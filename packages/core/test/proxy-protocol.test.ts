@@ -1,8 +1,8 @@
 import net from 'node:net';
 import { prng } from '@net/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseCidrList } from '../src/cidr.js';
 import { ProxyProtocolError } from '../src/errors.js';
+import { parseCidrList } from '../src/net/cidr.js';
 import {
   encodeProxyV1,
   encodeProxyV2,
@@ -14,7 +14,7 @@ import {
   parseProxyHeader,
   type ReadProxyHeaderOptions,
   readProxyHeader,
-} from '../src/proxy-protocol.js';
+} from '../src/proxy/proxy-protocol.js';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 const SIG = '0d0a0d0a000d0a515549540a';

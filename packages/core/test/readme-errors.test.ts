@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as core from '../src/index.js';
 
@@ -44,5 +44,35 @@ describe('core README error table', () => {
       expect((exported as { prototype: unknown }).prototype).toBeInstanceOf(core.NetError);
       expect(code).toMatch(/^NET_ERR_[A-Z0-9_]+$/);
     }
+  });
+
+  // The README's sections and every other document also name codes in prose; a code renamed or retired in
+  // errors.ts must not live on there, so every `NET_ERR_` name anywhere in the repository's docs is a declared one.
+  it('names, in every README and doc of the repository, only codes that errors.ts declares', () => {
+    const repo = new URL('../../../', import.meta.url);
+    const docs = [
+      new URL('README.md', repo),
+      ...['packages', 'services'].flatMap((dir) =>
+        readdirSync(new URL(`${dir}/`, repo)).map((name) => new URL(`${dir}/${name}/README.md`, repo)),
+      ),
+      ...readdirSync(new URL('docs/', repo))
+        .filter((name) => name.endsWith('.md'))
+        .map((name) => new URL(`docs/${name}`, repo)),
+    ];
+    const declared = thrownCodes();
+    let named = 0;
+    for (const doc of docs) {
+      let text: string;
+      try {
+        text = readFileSync(doc, 'utf8');
+      } catch {
+        continue; // a package without a README
+      }
+      for (const [code] of text.matchAll(/\bNET_ERR_[A-Z0-9_]*[A-Z0-9]\b/g)) {
+        named += 1;
+        expect(declared.has(code), `${doc.pathname} names ${code}, which errors.ts does not declare`).toBe(true);
+      }
+    }
+    expect(named).toBeGreaterThan(declared.size);
   });
 });

@@ -6,7 +6,7 @@ import {
   parsePortRange,
   portSetType,
   ReflectionGuard,
-} from '../src/reflection-guard.js';
+} from '../src/udp/reflection-guard.js';
 
 describe('reflection guard', () => {
   it('guards by default every port the issue lists (echo, chargen, DNS, NTP, SNMP, SSDP, memcached...)', () => {

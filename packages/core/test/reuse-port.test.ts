@@ -1,8 +1,8 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bindUdpReusePort, listenReusePort, reusePortSupport } from '../src/reuse-port.js';
-import { readSocketOption, SO_REUSEPORT, SOL_SOCKET } from '../src/sockopt.js';
+import { bindUdpReusePort, listenReusePort, reusePortSupport } from '../src/sys/reuse-port.js';
+import { readSocketOption, SO_REUSEPORT, SOL_SOCKET } from '../src/sys/sockopt.js';
 
 const CONNECTS = 40;
 const cleanups: Array<() => Promise<void>> = [];

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../src/logger.js';
-import { DESCRIPTOR_RESERVE, descriptorLimit, effectiveMaxConnections } from '../src/rlimit.js';
+import { createLogger } from '../src/runtime/logger.js';
+import { DESCRIPTOR_RESERVE, descriptorLimit, effectiveMaxConnections } from '../src/sys/rlimit.js';
 
 /** A JSON logger whose lines land in an array. */
 function capture() {

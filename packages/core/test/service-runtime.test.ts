@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type LoggedProcess, spawnNode, stopAllServices, waitForReady } from '@net/test-support';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { reusePortSupport } from '../src/reuse-port.js';
+import { reusePortSupport } from '../src/sys/reuse-port.js';
 
 // A real Prometheus text parser. It is a dependency of the sibling @net/testkit, resolved from there so that core
 // needs no extra install (core cannot depend on testkit, which depends on core).

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
-import { StartupSignals } from '../src/startup-signals.js';
+import { StartupSignals } from '../src/runtime/startup-signals.js';
 
 function setup() {
   const target = new EventEmitter();

@@ -3,8 +3,8 @@ import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AddressInUseError, BadEndpointError } from '../src/errors.js';
-import { reusePortSupport } from '../src/reuse-port.js';
-import { type BoundUdpSocket, bindUdp } from '../src/udp-bind.js';
+import { reusePortSupport } from '../src/sys/reuse-port.js';
+import { type BoundUdpSocket, bindUdp } from '../src/udp/udp-bind.js';
 import { runAsNobody } from './support/as-nobody.js';
 
 const sockets: dgram.Socket[] = [];
@@ -132,8 +132,8 @@ describe('bindUdp without privilege', () => {
 
   function bindAsNobody(endpoint: string): Promise<ChildResult> {
     return runAsNobody(
-      'udp-bind',
-      `import { bindUdp } from './udp-bind.js';
+      'udp/udp-bind',
+      `import { bindUdp } from './udp/udp-bind.js';
       bindUdp(${JSON.stringify(endpoint)}).then(
         (b) => { console.log(JSON.stringify({ name: 'bound', message: b.endpoint })); b.socket.close(); },
         (e) => console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message, hint: e.hint,

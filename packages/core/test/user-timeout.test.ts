@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { getUserTimeout, setUserTimeout, USER_TIMEOUT_MAX_MS } from '../src/user-timeout.js';
+import { getUserTimeout, setUserTimeout, USER_TIMEOUT_MAX_MS } from '../src/sys/user-timeout.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {

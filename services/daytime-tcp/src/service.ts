@@ -14,8 +14,8 @@ import {
 } from '@net/core';
 import { runClient } from './client.js';
 import { clientOptions, DAYTIME_PORT, DEFAULT_PORT, serveOptions } from './config.js';
-import { IterativeDaytime } from './server.js';
-import { startUdpDaytime, type UdpDaytime } from './udp-server.js';
+import { IterativeDaytime } from './iterative-daytime.js';
+import { startUdpDaytime, type UdpDaytime } from './udp-daytime.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -65,7 +65,7 @@ export const service = defineService({
         // only while data is unacknowledged), and the FIN that follows is not delayed either; setting TCP_NODELAY
         // would cost a setsockopt(2) per connection for nothing.
         const server = net.createServer({ allowHalfOpen: true });
-        server.maxConnections = config.maxConnections;
+        server.maxConnections = ctx.limits.maxConnections;
         server.on('connection', (socket) => answerer.accept(socket));
         // Past maxConnections Node closes the new socket at once and emits 'drop' (Node >= 18.6).
         server.on('drop', () => {
@@ -74,7 +74,7 @@ export const service = defineService({
           if (now - lastDropWarning >= 10_000) {
             lastDropWarning = now;
             log.warn(
-              { maxConnections: config.maxConnections },
+              { maxConnections: ctx.limits.maxConnections },
               'connection limit reached: closing new connections at once',
             );
           }

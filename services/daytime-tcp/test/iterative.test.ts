@@ -3,7 +3,7 @@ import type net from 'node:net';
 import { Duplex } from 'node:stream';
 import { ConnectionTracker, createLogger, Metrics } from '@net/core';
 import { describe, expect, it } from 'vitest';
-import { IterativeDaytime } from '../src/server.js';
+import { IterativeDaytime } from '../src/iterative-daytime.js';
 
 /**
  * A socket stand-in whose writes complete only when the test says so: a client whose kernel would not take the

@@ -13,7 +13,6 @@ import {
   ConfigError,
   defineClientCommand,
   defineService,
-  effectiveMaxConnections,
   formatEndpoint,
   type ListenEndpoint,
   listen,
@@ -50,8 +49,8 @@ export const service = defineService({
     const { config, log } = ctx;
     checkTlsSettings(config, ctx.sources);
     // Never more connections than descriptors allow: past RLIMIT_NOFILE libuv closes new connections silently. The
-    // runtime has lowered the setting already (and warned); this returns the same number.
-    const maxConnections = effectiveMaxConnections(config.maxConnections, log);
+    // runtime has lowered --max-connections to what can be kept (and warned).
+    const { maxConnections } = ctx.limits;
     const tlsFiles =
       config.tlsCert !== undefined && config.tlsKey !== undefined
         ? { cert: config.tlsCert, key: config.tlsKey }

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { defineCommand, defineService, EXIT } from '@net/core';
 import { DEFAULT_PORT, demoOptions, serveOptions, watchOptions } from './config.js';
 import { DEMO_EXIT, runDemo } from './demo.js';
-import { startProbeServer } from './server.js';
+import { startProbeServer } from './probe-server.js';
 import { describeInteraction, detectionWindow } from './settings.js';
 import { MAX_TARGETS, runWatch, WATCH_EXIT, watchLogDestination } from './watch.js';
 
@@ -28,8 +28,8 @@ export const service = defineService({
       endpoints: ctx.endpoints,
       settings: { idle: config.idle, interval: config.interval, count: config.count, userTimeout: config.userTimeout },
       mode: config.mode,
-      // Already lowered by the runtime to what the descriptor limit allows.
-      maxConnections: config.maxConnections,
+      // --max-connections as lowered by the runtime to what the descriptor limit allows.
+      maxConnections: ctx.limits.maxConnections,
       log,
       metrics: ctx.metrics,
       connections: ctx.connections,

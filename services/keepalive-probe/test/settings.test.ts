@@ -14,7 +14,7 @@ import {
   SocketOptionError,
 } from '@net/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ProbeServer, startProbeServer } from '../src/server.js';
+import { type ProbeServer, startProbeServer } from '../src/probe-server.js';
 import { applyProbeSettings, describeInteraction, detectionWindow, type ProbeSettings } from '../src/settings.js';
 
 const cleanups: (() => void)[] = [];

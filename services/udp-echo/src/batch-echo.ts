@@ -1,6 +1,6 @@
 /**
  * The batch engine: the echo on a worker thread that moves up to a batch of datagrams per system call
- * (recvmmsg/sendmmsg, @net/core DatagramBatch), where the dgram engine (server.ts) makes two system calls, one
+ * (recvmmsg/sendmmsg, @net/core DatagramBatch), where the dgram engine (datagram-echo.ts) makes two system calls, one
  * callback and one Buffer per datagram. Same gates, same counters, same drain; measured in bench/ (README).
  *
  * The sockets are bound by dgram as usual (buffer sizes, SO_REUSEPORT, dual stack: udp-bind.ts); the worker then
@@ -16,10 +16,10 @@ import type dgram from 'node:dgram';
 import { Worker } from 'node:worker_threads';
 import { datagramBatchSupport, datagramSocketFd, type PortRange, takeOverDatagramSocket } from '@net/core';
 import { type BatchWorkerData, COUNTER, COUNTER_SLOTS, type WorkerReport } from './batch-protocol.js';
+import { closeSockets, type DropListener, type EchoEngine, untilQuiet } from './datagram-echo.js';
 import { DROP_REASONS, type DropReason } from './drop-reasons.js';
 import type { DropReportData } from './drop-report.js';
 import type { RateLimits } from './rate-limiter.js';
-import { closeSockets, type DropListener, type EchoEngine, untilQuiet } from './server.js';
 
 /** Datagrams moved per system call at most: the C reference's batch (bench/c/echo-udp-ref.c). */
 const BATCH_SIZE = 64;

@@ -3,7 +3,7 @@
  *
  *   wait for a datagram -> receive up to a batch -> gate each one -> send the passed ones back in one call
  *
- * The gates are those of the dgram engine (server.ts), in the same order: the reflection guard, then the per-source
+ * The gates are those of the dgram engine (datagram-echo.ts), in the same order: the reflection guard, then the per-source
  * rate limiter. There is no user-space send queue here: a reply the kernel's send buffer has no room for is
  * dropped at once and counted as `send_queue_full`. The counters live in shared memory the main thread reads at
  * scrape time; socket errors are sent to it at most every half second, summed by code; at debug level each dropped

@@ -15,9 +15,9 @@ import {
 import { BatchEcho, batchEngineSupport, DROP_REPORT_LIMIT } from './batch-echo.js';
 import { checkCommand, clientCommand } from './client.js';
 import { options } from './config.js';
+import { type DropListener, type EchoEngine, UdpEcho } from './datagram-echo.js';
 import { DROP_REASONS } from './drop-reasons.js';
 import { RateLimiter } from './rate-limiter.js';
-import { type DropListener, type EchoEngine, UdpEcho } from './server.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 

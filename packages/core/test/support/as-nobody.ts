@@ -18,9 +18,12 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
-const RELATIVE_IMPORT = /from '\.\/([\w-]+)\.js'/g;
+const RELATIVE_IMPORT = /from '(\.{1,2}\/[\w/.-]+)\.js'/g;
 
-/** Transpiles `entry` (a module name in src/, without extension) and every module it imports, into `dir`. */
+/**
+ * Transpiles `entry` (a module's path in src/, without extension: `net/listen`) and every module it imports, into
+ * `dir`, keeping src/'s folders.
+ */
 async function transpileClosure(entry: string, dir: string): Promise<void> {
   const pending = [entry];
   const done = new Set<string>();
@@ -29,10 +32,13 @@ async function transpileClosure(entry: string, dir: string): Promise<void> {
     if (done.has(name)) continue;
     done.add(name);
     const source = await fs.readFile(path.join(SRC, `${name}.ts`), 'utf8');
-    for (const m of source.matchAll(RELATIVE_IMPORT)) pending.push(m[1] as string);
+    for (const m of source.matchAll(RELATIVE_IMPORT)) {
+      pending.push(path.posix.normalize(path.posix.join(path.posix.dirname(name), m[1] as string)));
+    }
     const { outputText } = ts.transpileModule(source, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
     });
+    await fs.mkdir(path.dirname(path.join(dir, `${name}.js`)), { recursive: true });
     await fs.writeFile(path.join(dir, `${name}.js`), outputText);
   }
 }
@@ -64,7 +70,7 @@ async function nodeForNobody(dir: string): Promise<string> {
 }
 
 /**
- * Runs `script` (an ES module that imports `./ENTRY.js` and prints one JSON line) as uid 65534 and returns the
+ * Runs `script` (an ES module that imports `./ENTRY.js`, e.g. `./net/listen.js`, and prints one JSON line) as uid 65534 and returns the
  * parsed line. The temporary folder is removed afterwards.
  * @throws {Error} with the child's whole output when it printed no JSON (e.g. a module failed to load).
  */

@@ -4,7 +4,7 @@
  * which service it ran. The codes above 2 are sysexits(3)'s, which BSD and many network tools already use for
  * the same failures: EX_NOHOST 68, EX_UNAVAILABLE 69, EX_SOFTWARE 70, EX_TEMPFAIL 75, EX_PROTOCOL 76.
  */
-import { NetError } from './errors.js';
+import { NetError } from '../errors.js';
 
 /** Exit codes of client and check commands (docs/service-contract.md, rule 9). */
 export const CLIENT_EXIT = {

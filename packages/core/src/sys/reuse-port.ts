@@ -11,13 +11,15 @@ import type dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { endianness } from 'node:os';
-import { SocketOptionError, SocketOptionUnsupportedError } from './errors.js';
+import { SocketOptionError, SocketOptionUnsupportedError } from '../errors.js';
 import {
   AF_INET,
   AF_INET6,
   errnoError,
   getIntOption,
   getSocketFd,
+  IPPROTO_IPV6,
+  IPV6_V6ONLY,
   loadLibc,
   SO_REUSEADDR,
   SO_REUSEPORT,
@@ -39,6 +41,8 @@ export interface ReusePortListenOptions {
   port: number;
   /** listen(2) backlog; Node's default 511. */
   backlog?: number;
+  /** For an IPv6 address: refuse IPv4-mapped connections (IPV6_V6ONLY); by default the system's (dual stack). */
+  ipv6Only?: boolean;
   /** Force a path (tests, diagnosis); by default 'native' where Node has the option, else 'fd'. */
   via?: 'native' | 'fd';
 }
@@ -102,6 +106,7 @@ export async function listenReusePort(server: net.Server, opts: ReusePortListenO
       backlog,
       exclusive: true,
       reusePort: true,
+      ...(opts.ipv6Only !== undefined ? { ipv6Only: opts.ipv6Only } : {}),
     };
     await waitForListening(server, () => server.listen(options));
     if (getIntOption(getSocketFd(server, OPTION), SOL_SOCKET, SO_REUSEPORT, OPTION) === 1) {
@@ -118,7 +123,7 @@ export async function listenReusePort(server: net.Server, opts: ReusePortListenO
   }
 
   const { address, family } = await resolveHost(opts.host);
-  const fd = createBoundSocket(SOCK_STREAM, family, address, opts.port);
+  const fd = createBoundSocket(SOCK_STREAM, family, address, opts.port, opts.ipv6Only);
   const lib = loadLibc(OPTION);
   if (lib.listen(fd, backlog) !== 0) {
     const error = errnoError(lib, 'listen');
@@ -214,7 +219,7 @@ async function resolveHost(host: string): Promise<{ address: string; family: 4 |
 }
 
 /** socket(2) + SO_REUSEADDR (TCP) + SO_REUSEPORT + bind(2); closes the descriptor on any failure. */
-function createBoundSocket(kind: number, family: 4 | 6, address: string, port: number): number {
+function createBoundSocket(kind: number, family: 4 | 6, address: string, port: number, ipv6Only?: boolean): number {
   const lib = loadLibc(OPTION);
   const sockaddr = buildSockaddr(family, address, port);
   const fd = lib.socket(family === 4 ? AF_INET : AF_INET6, kind | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -224,6 +229,10 @@ function createBoundSocket(kind: number, family: 4 | 6, address: string, port: n
     // hands every datagram to the last binder, and SO_REUSEPORT already allows the shared bind.
     if (kind === SOCK_STREAM) setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, 'SO_REUSEADDR');
     setIntOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, OPTION);
+    // Before bind(2), as ipv6(7) requires; unset, the socket follows net.ipv6.bindv6only (0: dual stack).
+    if (family === 6 && ipv6Only !== undefined) {
+      setIntOption(fd, IPPROTO_IPV6, IPV6_V6ONLY, ipv6Only ? 1 : 0, 'IPV6_V6ONLY');
+    }
     if (lib.bind(fd, sockaddr, sockaddr.length) !== 0) {
       const error = errnoError(lib, 'bind');
       error.message = `bind ${error.code} ${address}:${port}`;

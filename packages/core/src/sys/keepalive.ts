@@ -10,7 +10,7 @@
  * Options set on a listening server's fd are inherited by the sockets it accepts; services may call this once on the
  * server in 'listening' instead of on every socket in 'connection' (both are supported and verified).
  */
-import { SocketOptionError } from './errors.js';
+import { SocketOptionError } from '../errors.js';
 import {
   getIntOption,
   getSocketFd,

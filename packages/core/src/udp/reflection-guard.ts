@@ -8,7 +8,7 @@
  * (FreeBSD inetd `check_loop`, xinetd's `bad_port_check`). A legitimate client sends from an ephemeral port
  * (RFC 6335 §6: 49152-65535; Linux 32768-60999), so the guard never stands in its way.
  */
-import { custom, list, type ValueType } from './config-types.js';
+import { custom, list, type ValueType } from '../runtime/config-types.js';
 
 /** A closed range of ports, `[low, high]`. */
 export type PortRange = readonly [low: number, high: number];

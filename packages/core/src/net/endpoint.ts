@@ -5,7 +5,7 @@
  * `listen()` and `connect()`.
  */
 import net from 'node:net';
-import { BadEndpointError, UnixPathTooLongError } from './errors.js';
+import { BadEndpointError, UnixPathTooLongError } from '../errors.js';
 import { formatIpv6, ipv6Words, isV4Mapped, v4FromWords } from './ipv6-text.js';
 
 /**

@@ -6,8 +6,8 @@
 import dns from 'node:dns';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { AbortedError, type ConnectAttempt, ConnectError, TimeoutError } from '../errors.js';
 import { type Endpoint, formatEndpoint, toEndpoint, unixSocketPath } from './endpoint.js';
-import { AbortedError, type ConnectAttempt, ConnectError, TimeoutError } from './errors.js';
 
 /** Resolves a host name to every address, in the order they should be tried. */
 export type LookupAll = (host: string, family: 0 | 4 | 6) => Promise<readonly dns.LookupAddress[]>;

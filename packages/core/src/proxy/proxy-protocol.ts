@@ -12,9 +12,9 @@
  * and rate-limited (haproxy issue 2450, caddy PR 5915).
  */
 import net from 'node:net';
-import type { Cidr } from './cidr.js';
-import { cidrContains, formatIp, ipToBytes } from './cidr.js';
-import { ConfigError, ProxyProtocolError } from './errors.js';
+import { ConfigError, ProxyProtocolError } from '../errors.js';
+import type { Cidr } from '../net/cidr.js';
+import { cidrContains, formatIp, ipToBytes } from '../net/cidr.js';
 
 /** Every `reason` a ProxyProtocolError carries; stable, for metric labels. */
 export const PROXY_PROTOCOL_REASONS = [

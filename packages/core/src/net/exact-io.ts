@@ -4,7 +4,6 @@
  * the middle is an error that must say how much did arrive.
  */
 import type net from 'node:net';
-import { systemError } from './errno.js';
 import {
   AbortedError,
   PeerResetError,
@@ -12,8 +11,9 @@ import {
   SizeLimitError,
   SocketClosedError,
   TimeoutError,
-} from './errors.js';
-import { readSocketOption, SO_ERROR, SOL_SOCKET } from './sockopt.js';
+} from '../errors.js';
+import { systemError } from '../sys/errno.js';
+import { readSocketOption, SO_ERROR, SOL_SOCKET } from '../sys/sockopt.js';
 
 /** Options shared by the reads. */
 export interface ReadOptions {

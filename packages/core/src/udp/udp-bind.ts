@@ -5,6 +5,7 @@
  */
 import dgram from 'node:dgram';
 import dns from 'node:dns/promises';
+import { BadEndpointError, SocketActivationError } from '../errors.js';
 import {
   type ActivatedEndpoint,
   type Endpoint,
@@ -13,11 +14,10 @@ import {
   isActivated,
   type ListenEndpoint,
   toListenEndpoint,
-} from './endpoint.js';
-import { BadEndpointError, SocketActivationError } from './errors.js';
-import { toBindError } from './listen.js';
-import { bindUdpReusePort } from './reuse-port.js';
-import { activatedSocket } from './socket-activation.js';
+} from '../net/endpoint.js';
+import { toBindError } from '../net/listen.js';
+import { bindUdpReusePort } from '../sys/reuse-port.js';
+import { activatedSocket } from '../sys/socket-activation.js';
 
 /** Options of {@link bindUdp}. */
 export interface BindUdpOptions {

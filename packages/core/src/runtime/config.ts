@@ -3,8 +3,9 @@
  * Precedence is flag > environment variable > default (12-factor). Every invalid value becomes a ConfigError
  * that names the setting as the user wrote it (`--port` or `ECHO_TCP_PORT`), the value and what is accepted.
  */
+
+import { ConfigError } from '../errors.js';
 import type { ValueType } from './config-types.js';
-import { ConfigError } from './errors.js';
 
 /** One declared setting. */
 export interface OptionDef<T> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeBalancing } from '../src/supervisor.js';
+import { describeBalancing } from '../src/runtime/cluster.js';
 
 describe('describeBalancing (--workers without SO_REUSEPORT)', () => {
   it('says TCP connections are handed round-robin by the primary', () => {

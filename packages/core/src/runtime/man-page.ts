@@ -7,7 +7,7 @@
 import { describeOptions, type Schema } from './config.js';
 import { SERVE_EXIT_CODES } from './exit-codes.js';
 import { commonServeOptions } from './serve-options.js';
-import type { CommandDef, ServiceDefinition } from './service.js';
+import type { CommandDef, ServiceDefinition } from './service-definition.js';
 
 /** How the runtime sees a command: the settings it parses it with, and its exit codes (as `--help` prints them). */
 export interface ManPageCommands {

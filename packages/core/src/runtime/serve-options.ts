@@ -2,9 +2,10 @@
  * The settings every service shares (the command-line contract of docs/service-contract.md), and the shared
  * TCP limits that the TCP services reuse. A service's schema spreads these and adds its own.
  */
+
+import { formatListenEndpoint, type ListenEndpoint, parseEndpoint, parseListenEndpoint } from '../net/endpoint.js';
 import { option, type Schema } from './config.js';
 import { boolean, custom, decimal, integer, list, oneOf, port, string } from './config-types.js';
-import { formatListenEndpoint, type ListenEndpoint, parseEndpoint, parseListenEndpoint } from './endpoint.js';
 import { defaultInstance, LOG_FORMATS, LOG_LEVELS } from './logger.js';
 
 const ENDPOINT_ACCEPTS =
@@ -76,8 +77,9 @@ export function commonCommandOptions() {
 }
 
 /**
- * Limits shared by the TCP services, with their defaults. Under the runtime, `ctx.config.maxConnections` is
- * already lowered to what the descriptor limit allows (see {@link effectiveMaxConnections}).
+ * Limits shared by the TCP services, with their defaults. Under the runtime, `serve` enforces
+ * `ctx.limits.maxConnections`: `--max-connections` lowered to what the descriptor limit allows (rlimit.ts), while
+ * `ctx.config.maxConnections` stays as given.
  */
 export function tcpLimitOptions(defaults: { maxConnections: number; idleTimeout: number }) {
   return {

@@ -6,6 +6,9 @@ import dns from 'node:dns';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { AbortedError, AccessDeniedError, AddressInUseError, BadEndpointError, SocketClosedError } from '../errors.js';
+import { listenReusePort } from '../sys/reuse-port.js';
+import { activatedSocket } from '../sys/socket-activation.js';
 import {
   type Endpoint,
   formatEndpoint,
@@ -16,14 +19,16 @@ import {
   toListenEndpoint,
   unixSocketPath,
 } from './endpoint.js';
-import { AbortedError, AccessDeniedError, AddressInUseError, BadEndpointError, SocketClosedError } from './errors.js';
-import { activatedSocket } from './socket-activation.js';
 
 /** Options of {@link listen}. */
 export interface ListenOptions {
   /** Length of the accept queue (listen(2) backlog); Node's default is 511, the kernel caps it at somaxconn. */
   backlog?: number;
-  /** Ask for SO_REUSEPORT (Node >= 22.12 / 23.1 only; older versions ignore it). See reuse-port.ts. */
+  /**
+   * Bind with SO_REUSEPORT through `listenReusePort` (reuse-port.ts): Node's own option where it works, a descriptor
+   * made through libc where Node ignores it (Node 20), and the option read back either way, so a silent no-op is an
+   * error (`NET_ERR_SOCKOPT_UNSUPPORTED`), never a listener that quietly does not share its port. IP endpoints only.
+   */
   reusePort?: boolean;
   /** Listen with this server (handlers already attached) instead of a new one. */
   server?: net.Server;
@@ -77,6 +82,8 @@ export async function listen(endpoint: ListenEndpoint | string, options: ListenO
   const listenOptions = toListenOptions(bindTo, options);
   try {
     if (bindTo.kind === 'unix' && !bindTo.abstract) await listenUnixPath(server, bindTo.path, listenOptions, where);
+    else if (options.reusePort === true && (bindTo.kind === 'ip' || bindTo.kind === 'any'))
+      await listenSharedPort(server, bindTo, options);
     else await listenOnce(server, listenOptions);
   } catch (err) {
     throw toBindError(err, bindTo, where);
@@ -141,7 +148,7 @@ async function resolveForListen(host: Extract<Endpoint, { kind: 'host' }>, signa
 }
 
 // `fd`: Node's listen({ fd }) form (net.md "server.listen(handle)"), which @types/node declares separately.
-type NodeListenOptions = net.ListenOptions & { reusePort?: boolean; fd?: number };
+type NodeListenOptions = net.ListenOptions & { fd?: number };
 
 function toListenOptions(e: Endpoint, options: ListenOptions): NodeListenOptions {
   const out: NodeListenOptions = {};
@@ -166,10 +173,39 @@ function toListenOptions(e: Endpoint, options: ListenOptions): NodeListenOptions
   // libuv refuses IPV6_V6ONLY on an IPv4 socket (EINVAL), so the flag only goes to sockets that can be IPv6.
   const mayBeIpv6 = e.kind === 'any' || (e.kind === 'ip' && e.family === 6);
   if (options.ipv6Only !== undefined && mayBeIpv6) out.ipv6Only = options.ipv6Only;
-  // TODO(reuse-port.ts): feature detection and per-platform semantics of SO_REUSEPORT live there; we only forward.
-  if (options.reusePort !== undefined && e.kind !== 'unix') out.reusePort = options.reusePort;
+  // SO_REUSEPORT never goes to Node from here: Node 20 accepts the option and ignores it (see listenSharedPort).
   // SO_REUSEADDR needs no option: libuv sets it on every TCP listener, so TIME_WAIT leftovers never block a restart.
   return out;
+}
+
+/**
+ * The one SO_REUSEPORT path for a TCP listener: `listenReusePort`, which reads the option back after binding. An
+ * `any` endpoint binds `::` (dual stack unless `ipv6Only`), or `0.0.0.0` on a host without IPv6, as Node's own
+ * listen without a host does.
+ */
+async function listenSharedPort(
+  server: net.Server,
+  e: Exclude<Endpoint, { kind: 'unix' | 'host' }>,
+  options: ListenOptions,
+): Promise<void> {
+  const shared = {
+    ...(options.backlog !== undefined ? { backlog: options.backlog } : {}),
+    ...(options.ipv6Only !== undefined && (e.kind === 'any' || e.family === 6) ? { ipv6Only: options.ipv6Only } : {}),
+  };
+  if (e.kind === 'ip') {
+    const host = e.scopeId === undefined ? e.address : `${e.address}%${e.scopeId}`;
+    return await listenReusePort(server, { host, port: e.port, ...shared });
+  }
+  try {
+    await listenReusePort(server, { host: '::', port: e.port, ...shared });
+  } catch (err) {
+    if (errnoOf(err) !== 'EAFNOSUPPORT' || options.ipv6Only === true) throw err;
+    await listenReusePort(server, {
+      host: '0.0.0.0',
+      port: e.port,
+      ...(options.backlog !== undefined ? { backlog: options.backlog } : {}),
+    });
+  }
 }
 
 function listenOnce(server: net.Server, options: NodeListenOptions): Promise<void> {

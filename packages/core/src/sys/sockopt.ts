@@ -7,8 +7,8 @@
 import { createRequire } from 'node:module';
 import type net from 'node:net';
 import type Koffi from 'koffi';
+import { SocketOptionError, SocketOptionUnsupportedError } from '../errors.js';
 import { systemError } from './errno.js';
-import { SocketOptionError, SocketOptionUnsupportedError } from './errors.js';
 
 // <sys/socket.h>, <netinet/in.h>, <netinet/tcp.h> on Linux.
 export const SOL_SOCKET = 1;
@@ -26,6 +26,8 @@ export const TCP_KEEPIDLE = 4;
 export const TCP_KEEPINTVL = 5;
 export const TCP_KEEPCNT = 6;
 export const TCP_USER_TIMEOUT = 18;
+export const IPPROTO_IPV6 = 41;
+export const IPV6_V6ONLY = 26;
 export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_INET6 = 10;

@@ -8,8 +8,8 @@
  * own; the descriptors get FD_CLOEXEC for the same reason.
  */
 import { fstatSync } from 'node:fs';
-import { type ActivatedEndpoint, formatListenEndpoint } from './endpoint.js';
-import { SocketActivationError } from './errors.js';
+import { SocketActivationError } from '../errors.js';
+import { type ActivatedEndpoint, formatListenEndpoint } from '../net/endpoint.js';
 import {
   AF_INET,
   AF_INET6,

@@ -5,7 +5,7 @@
  * written in the mapped form.
  */
 import net from 'node:net';
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
 import { formatIpv6, ipv6Words } from './ipv6-text.js';
 
 /** One parsed network: its address bytes with the host bits cleared, and the prefix length. */

@@ -1,164 +1,30 @@
 /**
- * Process lifecycle: readiness, the admin endpoint, SIGTERM/SIGINT drain, and the `--workers` supervisor.
- *
- * Drain (one process): mark not ready (so /readyz answers 503 and load balancers stop sending), keep serving for
- * the drain delay (0 by default), stop accepting, let open connections finish for the drain period, close what
- * remains, exit 0. A second signal exits at once with 130. Workers: a cluster primary forks N workers that each run
- * the service; with SO_REUSEPORT (Node >= 22.12) each worker owns a listening socket and the kernel spreads
- * connections and datagrams, else node:cluster shares the primary's sockets: its primary accepts TCP connections
- * and hands them round-robin, while a UDP socket is one socket read by every worker. A dead worker takes only its own connections with it and is restarted.
+ * The `--workers` cluster: a primary forks N workers that each run the service, restarts a dead one (which takes
+ * only its own connections with it), sums their metrics for its admin endpoint, and drains them on a signal. With
+ * SO_REUSEPORT each worker owns a listening socket and the kernel spreads connections and datagrams; else
+ * node:cluster shares the primary's sockets: its primary accepts TCP connections and hands them round-robin, while
+ * a UDP socket is one socket read by every worker. What the two sides exchange is cluster-protocol.ts.
  */
 import cluster, { type Worker } from 'node:cluster';
 import dgram from 'node:dgram';
-import type { Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AggregatorRegistry } from 'prom-client';
-import { startAdminServer } from './admin-server.js';
-import type { ConnectionTracker } from './connection-tracker.js';
-import { type Endpoint, formatEndpoint } from './endpoint.js';
-import { boundEndpoint, listen } from './listen.js';
+import { type Endpoint, formatEndpoint } from '../net/endpoint.js';
+import { boundEndpoint, listen } from '../net/listen.js';
+import { reusePortSupport } from '../sys/reuse-port.js';
+import {
+  isMessage,
+  type MetricsRequest,
+  type MetricsResponse,
+  type WorkerSettings,
+  workerEnv,
+} from './cluster-protocol.js';
+import { EXIT } from './exit-codes.js';
+import { closeAdmin, drainOnSignals, type LifecycleConfig, startAdmin } from './lifecycle.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { reusePortSupport } from './reuse-port.js';
-import type { RunningService, ServiceDefinition, Transport } from './service.js';
+import type { Readiness, ServiceDefinition, Transport } from './service-definition.js';
 import type { StartupSignals } from './startup-signals.js';
-
-interface LifecycleConfig {
-  adminPort: number | undefined;
-  adminHost: string;
-  drainTimeout: number;
-  /** Seconds between the signal (not ready) and the drain (listeners closed); 0 by default. */
-  drainDelay: number;
-  instance: string;
-}
-
-/** Mutable readiness, shared by the admin endpoint and the `net_ready` metric. */
-export interface Readiness {
-  ready: boolean;
-}
-
-/** Starts the admin endpoint when configured; returns its server and URL. */
-export async function startAdmin(
-  config: Pick<LifecycleConfig, 'adminPort' | 'adminHost'>,
-  readiness: Readiness,
-  render: () => Promise<{ contentType: string; body: string }>,
-): Promise<{ server: Server; url: string } | undefined> {
-  if (config.adminPort === undefined) return undefined;
-  const { server, port } = await startAdminServer(
-    { ready: () => readiness.ready, metrics: render },
-    { host: config.adminHost, port: config.adminPort },
-  );
-  const host = config.adminHost.includes(':') ? `[${config.adminHost}]` : config.adminHost;
-  return { server, url: `http://${host}:${port}` };
-}
-
-/** Closes the admin endpoint and its keep-alive connections. */
-export function closeAdmin(admin: { server: Server } | undefined): void {
-  if (!admin) return;
-  admin.server.closeAllConnections();
-  admin.server.close();
-}
-
-/** Runs a started service until a signal drains it; exits the process. */
-export async function runDrain(input: {
-  config: LifecycleConfig;
-  log: Logger;
-  metrics: Metrics;
-  connections: ConnectionTracker;
-  running: RunningService;
-  worker: { id: number } | undefined;
-  admin: { server: Server; url: string } | undefined;
-  readiness: Readiness;
-  /** A SIGTERM/SIGINT that arrived while the service was starting: drain at once, never announce readiness. */
-  pendingSignal?: NodeJS.Signals;
-}): Promise<void> {
-  const { config, log, connections, running, worker, admin, readiness } = input;
-  let draining = false;
-  const drain = async (reason: string) => {
-    if (draining) {
-      // A worker gets the terminal's Ctrl-C and then the primary's SIGTERM for the same stop: only the primary
-      // counts signals (it SIGKILLs its workers on the second one).
-      if (worker) return;
-      log.warn({ signal: reason }, 'second signal during drain: exiting at once');
-      process.exit(130);
-    }
-    draining = true;
-    readiness.ready = false;
-    // --drain-delay: /readyz is 503 from now on, but the listeners keep accepting and serving, so a load balancer
-    // that polls /readyz (HAProxy's check, a Kubernetes readiness probe) takes this instance out of rotation before
-    // its listeners close. Closing a listener resets the connections still in its accept queue (listen(2): they
-    // were never accepted), so without the delay a balancer that has not noticed yet loses every connection it
-    // sends in the meantime.
-    if (config.drainDelay > 0) {
-      log.info(
-        { signal: reason, drainDelay: config.drainDelay, open: connections.size },
-        'not ready: still serving for the drain delay, then draining',
-      );
-      await sleep(config.drainDelay * 1000);
-    }
-    log.info(
-      { signal: reason, drainTimeout: config.drainTimeout, open: connections.size },
-      'draining: not accepting; open connections may finish',
-    );
-    // One deadline for the whole drain: a stopAccepting() that waits for server.close()'s callback (which fires
-    // only once every connection has ended) must not stretch the drain period.
-    const timer = new AbortController();
-    const deadline = sleep(config.drainTimeout * 1000, false, { signal: timer.signal }).catch(() => false);
-    const finished = await Promise.race([
-      (async () => {
-        await running.stopAccepting();
-        await (running.drained ? running.drained() : connections.idle());
-        return true;
-      })(),
-      deadline,
-    ]);
-    timer.abort();
-    if (!finished) {
-      log.warn({ open: connections.size }, 'drain period over: closing the connections that remain');
-      await (running.close ? running.close() : connections.destroyAll());
-    }
-    closeAdmin(admin);
-    log.info('stopped');
-    process.exit(0);
-  };
-  const onSignal = drainOnSignals(log, drain);
-  process.on('SIGHUP', () => {
-    if (!running.reload) return log.info('SIGHUP: nothing to reload');
-    Promise.resolve(running.reload()).then(
-      () => log.info('reloaded'),
-      (err: unknown) => log.error({ err }, 'reload failed; keeping the previous state'),
-    );
-  });
-  // A worker whose primary died must not live on unsupervised.
-  if (worker) process.on('disconnect', () => onSignal('SIGTERM'));
-  if (input.pendingSignal) {
-    onSignal(input.pendingSignal);
-    return;
-  }
-  // Handlers first, the ready line last: whoever reads the line may signal at once, and a SIGTERM that arrived
-  // before process.on('SIGTERM') would kill the process with the default action instead of draining it.
-  readiness.ready = true;
-  if (worker) {
-    log.debug({ worker: worker.id, endpoints: running.endpoints }, 'worker listening');
-    process.send?.({ type: 'net:ready', endpoints: running.endpoints });
-  } else {
-    log.info(
-      { endpoints: running.endpoints, ...(admin ? { admin: admin.url } : {}) },
-      `ready: listening on ${running.endpoints.join(', ')}`,
-    );
-  }
-}
-
-interface MetricsRequest {
-  type: 'net:metrics-req';
-  id: number;
-}
-interface MetricsResponse {
-  type: 'net:metrics-res';
-  id: number;
-  metrics?: object[];
-  error?: string;
-}
 
 /**
  * In a worker: answers the primary's metric requests with this registry as JSON. prom-client's own worker side
@@ -166,8 +32,8 @@ interface MetricsResponse {
  * still starting or just restarted; our own exchange asks only ready workers and gives up on a silent one.
  */
 export function answerMetricRequests(metrics: Metrics): void {
-  process.on('message', (m: MetricsRequest) => {
-    if (m?.type !== 'net:metrics-req') return;
+  process.on('message', (m: unknown) => {
+    if (!isMessage(m, 'net:metrics-req')) return;
     metrics.registry.getMetricsAsJSON().then(
       (json) => process.send?.({ type: 'net:metrics-res', id: m.id, metrics: json } satisfies MetricsResponse),
       (err: Error) =>
@@ -187,8 +53,8 @@ function collectWorkerMetrics(workers: Iterable<Worker>, id: number, timeoutMs: 
       for (const w of asked) w.off('message', onMessage);
       resolve(answers.length ? AggregatorRegistry.aggregate(answers).metrics() : Promise.resolve(''));
     };
-    const onMessage = (m: MetricsResponse) => {
-      if (m?.type !== 'net:metrics-res' || m.id !== id) return;
+    const onMessage = (m: unknown) => {
+      if (!isMessage(m, 'net:metrics-res') || m.id !== id) return;
       if (m.metrics) answers.push(m.metrics);
       if (--pending === 0) finish();
     };
@@ -269,7 +135,7 @@ export function describeBalancing(
 }
 
 /** Runs the cluster primary of `--workers N`: forks, restarts, aggregates metrics, drains. */
-export async function runSupervisor(input: {
+export async function runClusterPrimary(input: {
   def: ServiceDefinition<never>;
   config: LifecycleConfig;
   log: Logger;
@@ -302,23 +168,21 @@ export async function runSupervisor(input: {
     return { contentType: metrics.contentType, body: `${fromWorkers.trimEnd()}\n${await metrics.render()}` };
   });
 
-  const env: Record<string, string> = {
-    NET_WORKER_COUNT: String(workerCount),
-    NET_WORKER_REUSEPORT: reusePort ? '1' : '0',
+  const shared: WorkerSettings = {
+    count: workerCount,
+    reusePort,
+    ...(reusePort && input.endpoints ? { endpoints: await concretePorts(input.endpoints) } : {}),
   };
-  if (reusePort && input.endpoints) {
-    env.NET_WORKER_ENDPOINTS = JSON.stringify((await concretePorts(input.endpoints)).map(formatEndpoint));
-  }
 
   const failures = new Map<number, number>();
   let announced = false;
   let draining = false;
 
   const fork = (id: number) => {
-    const w = cluster.fork({ ...env, NET_WORKER_ID: String(id) });
+    const w = cluster.fork(workerEnv(id, shared));
     workers.set(id, w);
-    w.on('message', (m: { type?: string; endpoints?: string[] }) => {
-      if (m?.type !== 'net:ready') return;
+    w.on('message', (m: unknown) => {
+      if (!isMessage(m, 'net:ready')) return;
       readyIds.add(id);
       failures.set(id, 0);
       if (!announced && readyIds.size === workerCount) {
@@ -343,7 +207,7 @@ export async function runSupervisor(input: {
       if (failed >= 3) {
         log.fatal({ worker: id, code, signal }, 'worker failed 3 times before becoming ready: giving up');
         for (const other of workers.values()) other.process.kill('SIGKILL');
-        process.exit(EXIT_FAILURE);
+        process.exit(EXIT.FAILURE);
       }
       restarts.inc();
       log.error({ worker: id, code, signal }, 'worker died: restarting it; other workers are unaffected');
@@ -358,7 +222,7 @@ export async function runSupervisor(input: {
     if (draining) {
       log.warn({ signal }, 'second signal during drain: exiting at once');
       for (const w of workers.values()) w.process.kill('SIGKILL');
-      process.exit(130);
+      process.exit(EXIT.INTERRUPTED);
     }
     draining = true;
     readiness.ready = false;
@@ -383,29 +247,8 @@ export async function runSupervisor(input: {
     }
     closeAdmin(admin);
     log.info('stopped');
-    process.exit(0);
+    process.exit(EXIT.OK);
   };
   input.startup?.dispose();
   drainOnSignals(log, drain);
-}
-
-const EXIT_FAILURE = 1;
-
-/**
- * Runs `drain` on SIGTERM and SIGINT (the drain itself decides what a second signal does); a drain that throws is
- * logged and exits 70, never leaving the process half-stopped. Returns the handler for other triggers.
- */
-function drainOnSignals(
-  log: Logger,
-  drain: (signal: NodeJS.Signals) => Promise<void>,
-): (signal: NodeJS.Signals) => void {
-  const onSignal = (signal: NodeJS.Signals) => {
-    drain(signal).catch((err: unknown) => {
-      log.fatal({ err }, 'drain failed');
-      process.exit(70);
-    });
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  return onSignal;
 }

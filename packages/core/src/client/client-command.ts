@@ -8,10 +8,10 @@
  * stderr line and the JSON object, so that no command can get them differently.
  */
 import { performance } from 'node:perf_hooks';
+import { type Endpoint, parseEndpoint } from '../net/endpoint.js';
+import { type ConfigOf, envName, flagName, type OptionDef, option, type Schema } from '../runtime/config.js';
+import { boolean } from '../runtime/config-types.js';
 import { CLIENT_EXIT, type ClientExitCode, clientExitCode } from './client-exit.js';
-import { type ConfigOf, envName, flagName, type OptionDef, option, type Schema } from './config.js';
-import { boolean } from './config-types.js';
-import { type Endpoint, parseEndpoint } from './endpoint.js';
 
 /** Where a client's target defaults to: the service's own local server (the runtime's default `--host`). */
 export const CLIENT_DEFAULT_HOST = '127.0.0.1';

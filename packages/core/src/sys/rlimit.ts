@@ -5,8 +5,7 @@
  * closes at once and nothing counts or logs it. A --max-connections above the limit is therefore clamped, so the
  * service rejects (and counts) connections before the kernel does it invisibly.
  */
-import cluster from 'node:cluster';
-import type { Logger } from './logger.js';
+import type { Logger } from '../runtime/logger.js';
 import { errnoError, loadLibc } from './sockopt.js';
 
 /** RLIMIT_NOFILE on Linux (asm-generic/resource.h; x86, arm, riscv; not MIPS, where it is 5). */
@@ -56,16 +55,16 @@ const decided = new Map<number, number>();
 /**
  * The connection limit a TCP service can really enforce: `configured`, or the soft descriptor limit minus
  * {@link DESCRIPTOR_RESERVE} (at least 1) when that is lower. The first call that clamps a given value logs a
- * warning (at debug in a `--workers` worker: the primary has said it); later calls return the same number silently,
- * so the runtime's call at start and the service's own call log one line between them. Where the limit cannot be
- * read (not Linux), `configured` is returned unchanged.
+ * warning (at debug with `inWorker`: in a `--workers` worker the primary has said it); later calls return the same
+ * number silently. Where the limit cannot be read (not Linux), `configured` is returned unchanged. The service
+ * runtime calls it at start and hands the result to `serve` as `ctx.limits.maxConnections`.
  *
  * @example server.maxConnections = effectiveMaxConnections(config.maxConnections, log);
  */
 export function effectiveMaxConnections(
   configured: number,
   log: Logger,
-  options: { limit?: DescriptorLimit; reserve?: number } = {},
+  options: { limit?: DescriptorLimit; reserve?: number; inWorker?: boolean } = {},
 ): number {
   const known = options.limit === undefined ? decided.get(configured) : undefined;
   if (known !== undefined) return known;
@@ -80,8 +79,7 @@ export function effectiveMaxConnections(
   const effective = Math.min(configured, usable);
   if (options.limit === undefined) decided.set(configured, effective);
   if (effective < configured) {
-    const inWorker = cluster.isWorker && process.env.NET_WORKER_ID !== undefined;
-    log[inWorker ? 'debug' : 'warn'](
+    log[options.inWorker === true ? 'debug' : 'warn'](
       { maxConnections: configured, effective, descriptorLimit: describeDescriptorLimit(limit), reserve },
       `--max-connections ${configured} exceeds the descriptor limit (RLIMIT_NOFILE soft ${limit.soft}) minus ` +
         `${reserve} kept for listeners, logs and the admin endpoint: at most ${effective} connections are served; ` +

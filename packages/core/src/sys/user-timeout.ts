@@ -4,7 +4,7 @@
  * case where we were writing. When set, it also overrides the keepalive probe count (kernel commit dca43c75e7e5), so
  * a coherent pairing is `userTimeoutMs = (idle + interval * count) * 1000`.
  */
-import { SocketOptionError } from './errors.js';
+import { SocketOptionError } from '../errors.js';
 import { getIntOption, getSocketFd, IPPROTO_TCP, type SocketLike, setIntOption, TCP_USER_TIMEOUT } from './sockopt.js';
 
 /** The kernel's range in milliseconds; 0 turns the option off (the kernel's default retransmission limits apply). */

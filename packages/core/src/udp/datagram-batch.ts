@@ -15,10 +15,10 @@
  * Linux on 64-bit little-endian CPUs only (the struct layouts below); {@link datagramBatchSupport} says why not.
  */
 import type dgram from 'node:dgram';
-import { errnoName } from './errno.js';
-import { DatagramBatchError, DatagramBatchUnsupportedError } from './errors.js';
-import { formatIpv6 } from './ipv6-text.js';
-import { AF_INET, AF_INET6, openLibc } from './sockopt.js';
+import { DatagramBatchError, DatagramBatchUnsupportedError } from '../errors.js';
+import { formatIpv6 } from '../net/ipv6-text.js';
+import { errnoName } from '../sys/errno.js';
+import { AF_INET, AF_INET6, openLibc } from '../sys/sockopt.js';
 
 /** struct mmsghdr on LP64 Linux: struct msghdr (56 bytes) then unsigned int msg_len, padded to 64. */
 const MMSG_SIZE = 64;
