@@ -1,31 +1,14 @@
 // CPU time and resident memory of a server and all its descendants (cluster workers), read from /proc.
 // CPU is utime+stime+cutime+cstime (proc(5), /proc/PID/stat fields 14-17): the c* fields keep the time of
 // children that already exited and were waited for, so a worker that dies mid-run is not lost.
-import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-
-let ticksPerSecond;
-function clockTicks() {
-  if (ticksPerSecond === undefined) {
-    try {
-      ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    } catch {
-      ticksPerSecond = 100;
-    }
-  }
-  return ticksPerSecond;
-}
+// The one /proc/PID/stat reader of the repository, with the clock tick from getconf CLK_TCK.
+import { clockTicksPerSecond, readProcStat } from '@net/test-support';
 
 function readStat(pid) {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state): field N is fields[N - 3].
-    return {
-      ppid: Number(fields[1]),
-      cpuTicks: Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]),
-    };
+    const s = readProcStat(Number(pid));
+    return { ppid: s.ppid, cpuTicks: s.utime + s.stime + s.cutime + s.cstime };
   } catch {
     return undefined; // the process exited between readdir and read
   }
@@ -50,7 +33,7 @@ export function processTree(rootPid) {
 export function treeCpuSeconds(rootPid) {
   let ticks = 0;
   for (const pid of processTree(rootPid)) ticks += readStat(pid)?.cpuTicks ?? 0;
-  return ticks / clockTicks();
+  return ticks / clockTicksPerSecond();
 }
 
 /** Resident set size of the process tree, in bytes (VmRSS from /proc/PID/status). */

@@ -15,9 +15,9 @@ import {
   hasCommand,
   infraDir,
   type Managed,
-  parseLogLine,
   pollUntil,
   portOf,
+  type ServiceProcess,
   startProcess,
   startService,
 } from './support.js';
@@ -44,7 +44,7 @@ async function serverStates(statsPort: number): Promise<Record<string, string>> 
 }
 
 describe.skipIf(!haveHaproxy)('HAProxy in front of three echo-tcp replicas (infra/haproxy/haproxy.cfg)', () => {
-  const replicas: Array<Managed & { endpoints: string[] }> = [];
+  const replicas: ServiceProcess[] = [];
   let haproxy: Managed | undefined;
   let lbPort = 0;
   let statsPort = 0;
@@ -147,11 +147,10 @@ describe.skipIf(!haveHaproxy)('HAProxy in front of three echo-tcp replicas (infr
     const { greeting, localPort } = await greetedEcho(lbPort, Buffer.from('who am i\n'));
     const replica = replicas[REPLICAS.indexOf(greeting.replace('replica ', '') as (typeof REPLICAS)[number])];
     expect(replica).toBeDefined();
-    const line = await replica?.waitForLine((l) => {
-      const entry = parseLogLine(l);
-      return entry?.msg === 'PROXY header accepted' && entry.peer === `127.0.0.1:${localPort}`;
-    }, 5000);
-    const entry = parseLogLine(line ?? '');
+    const entry = await replica?.waitForLine(
+      (l) => l.msg === 'PROXY header accepted' && l.peer === `127.0.0.1:${localPort}`,
+      5000,
+    );
     expect(entry?.proxy).toBe('v2 PROXY TCP4');
     // The TCP peer the replica sees is HAProxy's outgoing connection, a different port from the client's.
     expect(entry?.via).not.toBe(entry?.peer);
@@ -183,7 +182,7 @@ describe.skipIf(!haveHaproxy)('HAProxy in front of three echo-tcp replicas (infr
     for (let n = 0; n < 2000 && Date.now() - started < 20_000; n++) {
       if (n === 30) {
         killedAt = performance.now();
-        victim.child.kill('SIGKILL');
+        victim.proc.kill('SIGKILL');
         // Dead before the next exchange: a connection the kernel accepted in the instant before the process died
         // is reset whatever the load balancer does (1 run in 20 lost exchange #31 that way).
         await victim.exited;
@@ -223,13 +222,12 @@ describe.skipIf(!haveHaproxy)('HAProxy in front of three echo-tcp replicas (infr
     let downAt = 0;
     let closedAt = 0;
     let afterClose = 0;
-    const closed = () =>
-      victim.lines.some((l) => String(parseLogLine(l)?.msg ?? '').startsWith('draining: not accepting'));
+    const closed = () => victim.lines.some((l) => String(l.msg).startsWith('draining: not accepting'));
     const started = Date.now();
     for (let n = 0; n < 3000 && Date.now() - started < 25_000; n++) {
       if (n === 30) {
         signalledAt = performance.now();
-        victim.child.kill('SIGTERM');
+        victim.proc.kill('SIGTERM');
       }
       if (signalledAt && !downAt && n % 3 === 0) {
         const states = await serverStates(statsPort);

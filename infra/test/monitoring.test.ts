@@ -21,7 +21,16 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateDirectory } from '../scripts/validate-k8s.mjs';
 import { exposedLabels, exposedNames, labelNames, metricNames, withGrafanaVariables } from './promql.js';
-import { freePort, hasCommand, infraDir, type Managed, repoRoot, startProcess, startService } from './support.js';
+import {
+  freePort,
+  hasCommand,
+  infraDir,
+  type Managed,
+  repoRoot,
+  type ServiceProcess,
+  startProcess,
+  startService,
+} from './support.js';
 
 const config = join(infraDir, 'prometheus', 'prometheus.yml');
 const havePromtool = hasCommand('promtool');
@@ -216,7 +225,7 @@ describe('Grafana dashboard', () => {
 
 describe('metric and label names in the dashboard and the alert rules', () => {
   let known: { metrics: Set<string>; labels: Set<string> };
-  const started: Managed[] = [];
+  const started: Array<Managed | ServiceProcess> = [];
 
   beforeAll(async () => {
     // The table every net_* metric is declared in, from core's build (infra does not depend on @net/core).
@@ -240,8 +249,7 @@ describe('metric and label names in the dashboard and the alert rules', () => {
     for (const [name, args] of runs) {
       const s = await startService(name, ['--host', '127.0.0.1', '--port', '0', '--admin-port', '0', ...args]);
       started.push(s);
-      const ready = s.lines.find((l) => l.includes('"ready: '));
-      const admin = (JSON.parse(ready as string) as { admin: string }).admin;
+      const admin = s.adminUrl as string;
       const res = await fetch(`${admin}/metrics`, { signal: AbortSignal.timeout(10_000) });
       expect(res.status).toBe(200);
       const text = await res.text();
@@ -341,7 +349,7 @@ describe('Kubernetes scraping', () => {
 
 describe('a real Prometheus scraping the services with these rules', () => {
   const haveProm = hasCommand('prometheus');
-  const started: Managed[] = [];
+  const started: Array<Managed | ServiceProcess> = [];
   let dir = '';
   let api = '';
   /** Job name -> the admin address Prometheus scrapes. */
@@ -367,8 +375,7 @@ describe('a real Prometheus scraping the services with these rules', () => {
     ] as [string, string[]][]) {
       const s = await startService(name, ['--host', '127.0.0.1', '--port', '0', '--admin-port', '0', ...args]);
       started.push(s);
-      const ready = JSON.parse(s.lines.find((l) => l.includes('"ready: ')) as string) as { admin: string };
-      targets.set(name, new URL(ready.admin).host);
+      targets.set(name, new URL(s.adminUrl as string).host);
     }
     copyFileSync(alerts, join(dir, 'alerts.yml'));
     const jobs = [...targets].map(

@@ -13,8 +13,8 @@ import {
   hasCommand,
   infraDir,
   type Managed,
-  parseLogLine,
   portOf,
+  type ServiceProcess,
   startProcess,
   startService,
 } from './support.js';
@@ -40,7 +40,7 @@ function udpExchange(port: number, payload: Buffer, timeoutMs = 3000): Promise<B
 }
 
 describe.skipIf(!enabled)('nginx stream in front of two udp-echo replicas (infra/nginx/nginx.conf)', () => {
-  const replicas: Array<Managed & { endpoints: string[] }> = [];
+  const replicas: ServiceProcess[] = [];
   let nginx: Managed | undefined;
   let lbPort = 0;
   let dir = '';
@@ -135,11 +135,8 @@ describe.skipIf(!enabled)('nginx stream in front of two udp-echo replicas (infra
   });
 
   /** The replica's `net_datagrams_sent_total`, from its admin endpoint's /metrics. */
-  async function datagramsSent(replica: Managed): Promise<number> {
-    const ready = parseLogLine(
-      replica.lines.find((l) => String(parseLogLine(l)?.msg ?? '').startsWith('ready:')) ?? '',
-    );
-    const text = await (await fetch(`${String(ready?.admin)}/metrics`)).text();
+  async function datagramsSent(replica: ServiceProcess): Promise<number> {
+    const text = await (await fetch(`${String(replica.adminUrl)}/metrics`)).text();
     const line = text.split('\n').find((l) => l.startsWith('net_datagrams_sent_total'));
     return Number(line?.split(' ').pop() ?? Number.NaN);
   }

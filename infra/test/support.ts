@@ -8,6 +8,9 @@ import { existsSync } from 'node:fs';
 import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type LogLine, type ServiceProcess, startService as startServiceBin } from '@net/test-support';
+
+export { isReadyLine, portOf, type ServiceProcess } from '@net/test-support';
 
 export const infraDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const repoRoot = join(infraDir, '..');
@@ -119,35 +122,18 @@ export function startProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv
 }
 
 /** One JSON log line, or undefined for anything else. */
-export function parseLogLine(line: string): Record<string, unknown> | undefined {
+export function parseLogLine(line: string): LogLine | undefined {
   if (!line.startsWith('{')) return undefined;
   try {
-    return JSON.parse(line) as Record<string, unknown>;
+    return JSON.parse(line) as LogLine;
   } catch {
     return undefined;
   }
 }
 
-/** Starts a service bin with `serve` and resolves once its `ready:` line names its endpoints. */
-export async function startService(
-  name: string,
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<Managed & { endpoints: string[] }> {
-  const proc = startProcess(process.execPath, [serviceBin(name), 'serve', '--log-format', 'json', ...args], env);
-  try {
-    const line = await proc.waitForLine((l) => String(parseLogLine(l)?.msg ?? '').startsWith('ready:'));
-    const endpoints = (parseLogLine(line)?.endpoints as string[] | undefined) ?? [];
-    return Object.assign(proc, { endpoints });
-  } catch (err) {
-    await proc.stop('SIGKILL');
-    throw err;
-  }
-}
-
-/** The port of an endpoint string such as `127.0.0.1:15000` or `[::]:7`. */
-export function portOf(endpoint: string): number {
-  return Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
+/** Starts a service bin with `serve` through the shared harness and resolves once its ready line is logged. */
+export function startService(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServiceProcess> {
+  return startServiceBin(serviceBin(name), ['serve', '--log-format', 'json', ...args], { env });
 }
 
 /** Connects to 127.0.0.1:port within `timeoutMs`. */

@@ -15,6 +15,7 @@ import {
   connectTcp,
   freePort,
   hasCommand,
+  isReadyLine,
   type Managed,
   parseLogLine,
   readAll,
@@ -166,7 +167,10 @@ describe.skipIf(!hasCommand('systemd-socket-activate'))(
     }
 
     async function readyOn(proc: Managed, port: number): Promise<void> {
-      const line = await proc.waitForLine((l) => String(parseLogLine(l)?.msg ?? '').startsWith('ready:'));
+      const line = await proc.waitForLine((l) => {
+        const entry = parseLogLine(l);
+        return entry !== undefined && isReadyLine(entry);
+      });
       expect(parseLogLine(line)?.endpoints).toEqual([`127.0.0.1:${port}`]);
     }
 

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { prng } from '@net/test-support';
 import { describe, expect, it } from 'vitest';
 import { BadEndpointError, UnixPathTooLongError } from '../src/errors.js';
 import {
@@ -14,7 +15,6 @@ import {
   toEndpoint,
   unixSocketPath,
 } from '../src/net/endpoint.js';
-import { prng } from './support/prng.js';
 
 const SEED = 0x5eed;
 const CASES = 2_000;

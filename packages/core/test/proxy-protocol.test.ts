@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { prng } from '@net/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProxyProtocolError } from '../src/errors.js';
 import { parseCidrList } from '../src/net/cidr.js';
@@ -14,7 +15,6 @@ import {
   type ReadProxyHeaderOptions,
   readProxyHeader,
 } from '../src/proxy/proxy-protocol.js';
-import { prng } from './support/prng.js';
 
 const hex = (text: string) => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 const SIG = '0d0a0d0a000d0a515549540a';

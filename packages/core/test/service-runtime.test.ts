@@ -2,13 +2,14 @@
  * The service runtime as a process: the BUILT core (dist/) runs a tiny echo fixture; build it first with
  * `pnpm exec tsc -b`. Real processes and sockets on loopback; every process is killed after each test.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { type LoggedProcess, spawnNode, stopAllServices, waitForReady } from '@net/test-support';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { reusePortSupport } from '../src/sys/reuse-port.js';
 
@@ -42,8 +43,6 @@ interface Proc {
   waitFor(pred: (l: Line) => boolean, timeoutMs?: number): Promise<Line>;
 }
 
-const children = new Set<ChildProcess>();
-
 interface RunOptions {
   /** The fixture to run (default tiny-echo). */
   script?: string;
@@ -51,68 +50,32 @@ interface RunOptions {
   nofile?: number;
 }
 
+/** Spawns a fixture through the shared harness (own process group: workers die with their primary in afterEach). */
+function spawnFixture(args: string[], env: Record<string, string>, options: RunOptions): LoggedProcess {
+  const wrapper = options.nofile === undefined ? [] : ['prlimit', `--nofile=${options.nofile}:${options.nofile}`, '--'];
+  return spawnNode(options.script ?? fixture, args, { env, wrapper });
+}
+
+/** This file's view of a harness process. */
+function asProc(p: LoggedProcess): Proc {
+  return {
+    child: p.proc,
+    lines: p.lines as Line[],
+    raw: p.rawLines,
+    stderr: p.stderr,
+    exited: p.exited,
+    waitFor: (pred, timeoutMs) => p.waitForLine((l) => pred(l as Line), timeoutMs) as Promise<Line>,
+  };
+}
+
 function run(args: string[], env: Record<string, string> = {}, options: RunOptions = {}): Proc {
-  const node = [options.script ?? fixture, ...args];
-  const [command, argv] =
-    options.nofile === undefined
-      ? [process.execPath, node]
-      : ['prlimit', [`--nofile=${options.nofile}:${options.nofile}`, '--', process.execPath, ...node]];
-  const child = spawn(command, argv, {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // own process group: workers die with their primary in afterEach
-  });
-  children.add(child);
-  const lines: Line[] = [];
-  const raw: string[] = [];
-  const waiters = new Set<() => void>();
-  let pending = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    pending += chunk;
-    const parts = pending.split('\n');
-    pending = parts.pop() ?? '';
-    for (const p of parts) {
-      raw.push(p);
-      if (p.startsWith('{')) lines.push(JSON.parse(p) as Line);
-    }
-    for (const w of waiters) w();
-  });
-  child.stderr?.setEncoding('utf8').on('data', (c: string) => {
-    stderr += c;
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('close', (code, signal) => resolve({ code, signal })),
-  );
-  const waitFor = (pred: (l: Line) => boolean, timeoutMs = 10_000) =>
-    new Promise<Line>((resolve, reject) => {
-      const check = () => {
-        const found = lines.find(pred);
-        if (!found) return;
-        waiters.delete(check);
-        clearTimeout(timer);
-        resolve(found);
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(check);
-        reject(
-          new Error(
-            `no matching line in ${timeoutMs} ms; stderr: ${stderr}; lines: ${JSON.stringify(lines.slice(-3))}`,
-          ),
-        );
-      }, timeoutMs);
-      waiters.add(check);
-      exited.then(() => setImmediate(check));
-      check();
-    });
-  return { child, lines, raw, stderr: () => stderr, exited, waitFor };
+  return asProc(spawnFixture(args, env, options));
 }
 
 async function start(args: string[], env: Record<string, string> = {}, options: RunOptions = {}) {
-  const p = run(['serve', '--port', '0', '--admin-port', '0', ...args], env, options);
-  const ready = await p.waitFor((l) => l.msg.startsWith('ready:'));
-  const endpoint = (ready.endpoints as string[])[0] as string;
-  return { ...p, ready, port: Number(endpoint.slice(endpoint.lastIndexOf(':') + 1)), admin: ready.admin as string };
+  const p = spawnFixture(['serve', '--port', '0', '--admin-port', '0', ...args], env, options);
+  const { ready, port, adminUrl } = await waitForReady(p, 'tiny-echo serve');
+  return { ...asProc(p), ready: ready as Line, port, admin: adminUrl as string };
 }
 
 function get(url: string): Promise<{ status: number; body: string }> {
@@ -177,16 +140,7 @@ beforeAll(() => {
   if (!existsSync(built)) throw new Error('build @net/core first: cd packages/core && pnpm exec tsc -b');
 });
 
-afterEach(() => {
-  for (const c of children) {
-    try {
-      if (c.pid !== undefined) process.kill(-c.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  children.clear();
-});
+afterEach(stopAllServices);
 
 describe('command line', () => {
   it('lists every flag with its variable and default in --help, for serve as the default command', async () => {

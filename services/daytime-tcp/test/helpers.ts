@@ -1,86 +1,19 @@
 /**
- * Test helpers: spawn the built bin and wait for its readiness line, talk to it over loopback. Kept here until
- * @net/testkit offers the same for protocol tests.
+ * Test helpers: start the built bin through the one harness of @net/testkit and wait for its readiness line, talk
+ * to it over loopback.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { type ServiceProcess, startService } from '@net/testkit';
 
 export const BIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
-export interface Running {
-  proc: ChildProcess;
-  /** The TCP port of the first endpoint. */
-  port: number;
-  endpoints: string[];
-  admin: string | undefined;
-  /** Every log line seen so far (parsed JSON). */
-  logs: Record<string, unknown>[];
-  stop(): Promise<void>;
-}
+/** A running daytime server. */
+export type Running = ServiceProcess;
 
-const started = new Set<ChildProcess>();
-
-/** Spawns `daytime-tcp serve --port 0 ...args` and resolves once it logged `ready:`. */
-export async function startServer(args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Running> {
-  const proc = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--log-format', 'json', ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  started.add(proc);
-  const logs: Record<string, unknown>[] = [];
-  let stderr = '';
-  proc.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
-    let buffered = '';
-    proc.stdout?.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      let nl = buffered.indexOf('\n');
-      while (nl !== -1) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        nl = buffered.indexOf('\n');
-        try {
-          const entry = JSON.parse(line) as Record<string, unknown>;
-          logs.push(entry);
-          if (typeof entry.msg === 'string' && entry.msg.startsWith('ready:')) resolve(entry);
-        } catch {
-          // not a log line
-        }
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`server exited with ${code} before ready: ${stderr}`)));
-  });
-  const entry = await ready;
-  const endpoints = entry.endpoints as string[];
-  const port = Number(/:(\d+)$/.exec(endpoints[0] ?? '')?.[1]);
-  return {
-    proc,
-    port,
-    endpoints,
-    admin: entry.admin as string | undefined,
-    logs,
-    stop: () => stopProcess(proc),
-  };
-}
-
-/** SIGTERM, then SIGKILL after 5 s; resolves when the process is gone. */
-export async function stopProcess(proc: ChildProcess): Promise<void> {
-  started.delete(proc);
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = once(proc, 'exit');
-  proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** Kills every server still running (afterEach/afterAll safety net). */
-export async function stopAll(): Promise<void> {
-  await Promise.all([...started].map((p) => stopProcess(p)));
+/** Starts `daytime-tcp serve --port 0 ...args` and resolves once it logged `ready:`. */
+export function startServer(args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Running> {
+  return startService(BIN, ['serve', '--port', '0', '--log-format', 'json', ...args], { env });
 }
 
 /** Connects, reads to EOF, returns the bytes (as latin1 text). */

@@ -1,8 +1,9 @@
-import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { clientExitCode, parseEndpoint } from '@net/core';
+import { spawnLogged, stopAllServices } from '@net/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fetchDaytime, printable } from '../src/client.js';
-import { BIN, startServer, stopAll, stopProcess } from './helpers.js';
+import { BIN, startServer } from './helpers.js';
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 // netcat-openbsd by the name its Debian package installs: plain `nc` may be ncat or busybox, whose flags differ.
@@ -12,11 +13,7 @@ const HAS_SOCAT = has('socat');
 const IS_ROOT = process.getuid?.() === 0;
 const HAS_SETPRIV = has('setpriv');
 
-const children: ChildProcess[] = [];
-afterEach(async () => {
-  await stopAll();
-  await Promise.all(children.splice(0).map((c) => stopProcess(c)));
-});
+afterEach(() => stopAllServices());
 
 /** Runs a command with a time limit; resolves with its exit code and output (bytes as latin1). */
 function run(cmd: string, args: string[], input?: string) {
@@ -61,10 +58,7 @@ describe('interoperation with Debian clients and servers', () => {
   it.skipIf(!HAS_SOCAT)('our client reads the date from a socat daytime server (skipped without socat)', async () => {
     // socat needs a fixed port: one below the ephemeral range (docs/measurements.md §8), unlikely to be taken.
     const port = 21_313;
-    const socat = spawn('socat', [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, 'SYSTEM:"date; exit 0"'], {
-      stdio: 'ignore',
-    });
-    children.push(socat);
+    spawnLogged('socat', [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, 'SYSTEM:"date; exit 0"']);
     let result = { code: 69, out: '' };
     // Wait for socat to listen: retry while the connection is refused (bounded: 50 x 50 ms).
     for (let i = 0; i < 50 && result.code === 69; i++) {

@@ -1,10 +1,11 @@
 import { once } from 'node:events';
 import net from 'node:net';
+import { stopAllServices } from '@net/testkit';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { formatDaytime } from '../src/format.js';
-import { fetchLine, metric, type Running, startServer, stopAll } from './helpers.js';
+import { fetchLine, metric, type Running, startServer } from './helpers.js';
 
-afterEach(stopAll);
+afterEach(() => stopAllServices());
 
 /** Every line the server may have written between `before` and `after` (one per second). */
 function linesBetween(before: number, after: number, format: 'ctime' | 'rfc3339' | 'rfc2822', opts = {}): string[] {
@@ -74,10 +75,10 @@ describe('daytime-tcp serve over TCP', () => {
       server = await startServer(['--admin-port', '0', ...args]);
       return server;
     };
-    afterAll(stopAll);
+    afterAll(() => stopAllServices());
 
     it('answers a flood of 1,000 sequential connections, every one of them, and counts them', async () => {
-      const { port, admin } = await start();
+      const { port, adminUrl: admin } = await start();
       let answered = 0;
       for (let i = 0; i < 1000; i++) {
         if ((await fetchLine(port)).length === 26) answered++;
@@ -88,7 +89,7 @@ describe('daytime-tcp serve over TCP', () => {
     });
 
     it('answers a client that sends data first, reading and discarding it without a reset', async () => {
-      const { port, admin } = await start();
+      const { port, adminUrl: admin } = await start();
       expect(await fetchLine(port, '127.0.0.1', 'GET / HTTP/1.0\r\n\r\n')).toHaveLength(26);
       // 64 KiB of junk before the answer: still a clean FIN after the line, not an RST that could eat it.
       expect(await fetchLine(port, '127.0.0.1', 'x'.repeat(65_536))).toHaveLength(26);
@@ -107,7 +108,7 @@ describe('daytime-tcp serve over TCP', () => {
     });
 
     it('closes at once, with no error counted, a client that resets the connection after reading its answer', async () => {
-      const { port, admin } = await start(['--close-timeout', '30']);
+      const { port, adminUrl: admin } = await start(['--close-timeout', '30']);
       for (let i = 0; i < 3; i++) {
         const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
         socket.on('error', () => {});
@@ -127,7 +128,7 @@ describe('daytime-tcp serve over TCP', () => {
     });
 
     it('is not held up by a client that never reads, and destroys it at --close-timeout', async () => {
-      const { port, admin } = await start(['--close-timeout', '0.3']);
+      const { port, adminUrl: admin } = await start(['--close-timeout', '0.3']);
       const silent = await stalledClient(port);
       try {
         expect(await fetchLine(port)).toHaveLength(26);
@@ -140,7 +141,7 @@ describe('daytime-tcp serve over TCP', () => {
     });
 
     it('destroys a client that keeps sending junk and never closes, at --close-timeout', async () => {
-      const { port, admin } = await start(['--close-timeout', '0.3']);
+      const { port, adminUrl: admin } = await start(['--close-timeout', '0.3']);
       const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
       socket.on('error', () => {});
       await once(socket, 'connect');
@@ -163,7 +164,7 @@ describe('daytime-tcp serve over TCP', () => {
     it('still answers a new client within a second while 1,000 clients are connected and never read', async () => {
       // A backlog of 10 (the default) would make the kernel drop most of a burst of SYNs, and the clients' SYN
       // retries (1 s, 3 s, ...) would only slow the test down; the stall being tested is the server's, not the kernel's.
-      const { port, admin } = await start(['--close-timeout', '30', '--backlog', '1024']);
+      const { port, adminUrl: admin } = await start(['--close-timeout', '30', '--backlog', '1024']);
       const stalled: net.Socket[] = [];
       try {
         for (let batch = 0; batch < 10; batch++) {
@@ -182,7 +183,7 @@ describe('daytime-tcp serve over TCP', () => {
     });
 
     it('closes connections past --max-connections at once and counts them', async () => {
-      const { port, admin } = await start(['--max-connections', '3', '--close-timeout', '30']);
+      const { port, adminUrl: admin } = await start(['--max-connections', '3', '--close-timeout', '30']);
       const held = [await stalledClient(port), await stalledClient(port), await stalledClient(port)];
       try {
         expect(await metricBecomes(admin as string, 'net_connections_open', '', 3)).toBe(3);

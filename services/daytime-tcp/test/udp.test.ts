@@ -1,12 +1,13 @@
 import dgram from 'node:dgram';
 import { once } from 'node:events';
+import { stopAllServices } from '@net/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { metric, startServer, stopAll } from './helpers.js';
+import { metric, startServer } from './helpers.js';
 
 const sockets: dgram.Socket[] = [];
 afterEach(async () => {
   for (const s of sockets.splice(0)) s.close();
-  await stopAll();
+  await stopAllServices();
 });
 
 /** A UDP client socket bound to `port` (0: any free port). */
@@ -55,8 +56,8 @@ describe('daytime-tcp serve --udp (RFC 867 over UDP)', () => {
       /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\r\n$/,
     );
     expect(await ask(client, server.port, '127.0.0.1', 'x'.repeat(1000))).toHaveLength(26);
-    expect(await metric(server.admin as string, 'net_datagrams_received_total')).toBe(2);
-    expect(await metricReaches(server.admin as string, 'net_datagrams_sent_total', '', 2)).toBe(2);
+    expect(await metric(server.adminUrl as string, 'net_datagrams_received_total')).toBe(2);
+    expect(await metricReaches(server.adminUrl as string, 'net_datagrams_sent_total', '', 2)).toBe(2);
   });
 
   it('answers over IPv6', async () => {
@@ -75,13 +76,13 @@ describe('daytime-tcp serve --udp (RFC 867 over UDP)', () => {
     guarded.on('message', () => answers++);
     guarded.send('loop?', server.port, '127.0.0.1');
     expect(
-      await metricReaches(server.admin as string, 'net_datagrams_dropped_total', 'reason="reflection_guard"', 1),
+      await metricReaches(server.adminUrl as string, 'net_datagrams_dropped_total', 'reason="reflection_guard"', 1),
     ).toBe(1);
     // The drop is decided: nothing was sent for it. A client on another port is answered, which also proves the
     // server had every chance to answer the guarded one first (one socket, datagrams handled in order).
     expect(await ask(await udpClient(), server.port, '127.0.0.1')).toHaveLength(26);
     expect(answers).toBe(0);
-    expect(await metric(server.admin as string, 'net_datagrams_sent_total')).toBe(1);
+    expect(await metric(server.adminUrl as string, 'net_datagrams_sent_total')).toBe(1);
   });
 
   it("guards whole port ranges (core's setting type, the same as udp-echo's --guard-ports)", async () => {
@@ -96,7 +97,7 @@ describe('daytime-tcp serve --udp (RFC 867 over UDP)', () => {
     guarded.on('message', () => answers++);
     guarded.send('loop?', server.port, '127.0.0.1');
     expect(
-      await metricReaches(server.admin as string, 'net_datagrams_dropped_total', 'reason="reflection_guard"', 1),
+      await metricReaches(server.adminUrl as string, 'net_datagrams_dropped_total', 'reason="reflection_guard"', 1),
     ).toBe(1);
     expect(await ask(control, server.port, '127.0.0.1')).toHaveLength(26);
     expect(answers).toBe(0);
@@ -109,7 +110,7 @@ describe('daytime-tcp serve --udp (RFC 867 over UDP)', () => {
       const chargen = await udpClient('udp4', 19);
       chargen.send('x', server.port, '127.0.0.1');
       expect(
-        await metricReaches(server.admin as string, 'net_datagrams_dropped_total', 'reason="reflection_guard"', 1),
+        await metricReaches(server.adminUrl as string, 'net_datagrams_dropped_total', 'reason="reflection_guard"', 1),
       ).toBe(1);
     },
   );
@@ -120,7 +121,7 @@ describe('daytime-tcp serve --udp (RFC 867 over UDP)', () => {
     let answers = 0;
     client.on('message', () => answers++);
     for (let i = 0; i < 20; i++) client.send('x', server.port, '127.0.0.1');
-    const admin = server.admin as string;
+    const admin = server.adminUrl as string;
     expect(await metricReaches(admin, 'net_datagrams_received_total', '', 20)).toBe(20);
     const dropped = (await metric(admin, 'net_datagrams_dropped_total', 'reason="rate_limit"')) ?? 0;
     const sent = (await metric(admin, 'net_datagrams_sent_total')) ?? 0;

@@ -3,71 +3,22 @@
  * what the descriptors allow, so connections past it are refused and counted instead of being closed silently by
  * libuv's EMFILE handling, and the service keeps serving.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import type net from 'node:net';
-import { httpGet, type LogLine, sampleValue, scrapeMetrics } from '@net/testkit';
+import { httpGet, sampleValue, scrapeMetrics, startService, stopAllServices } from '@net/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BIN, connectTo, echo, receive } from './helpers.js';
 
 const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
-const children = new Set<ChildProcess>();
 
-afterEach(() => {
-  for (const child of children) {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  children.clear();
-});
+afterEach(stopAllServices);
 
 /** Starts `echo-tcp serve` under `prlimit --nofile=N:N` (prlimit execs node: same pid) and waits for its ready line. */
 async function startUnderLimit(nofile: number, args: string[]) {
-  const child = spawn(
-    'prlimit',
-    [
-      `--nofile=${nofile}:${nofile}`,
-      '--',
-      process.execPath,
-      BIN,
-      'serve',
-      '--port',
-      '0',
-      '--log-format',
-      'json',
-      ...args,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-  );
-  children.add(child);
-  const lines: LogLine[] = [];
-  let stderr = '';
-  let pending = '';
-  child.stderr?.setEncoding('utf8').on('data', (c: string) => {
-    stderr += c;
+  const service = await startService(BIN, ['serve', '--port', '0', '--log-format', 'json', ...args], {
+    wrapper: ['prlimit', `--nofile=${nofile}:${nofile}`, '--'],
   });
-  const ready = await new Promise<LogLine>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ready line in 10 s; stderr: ${stderr}`)), 10_000);
-    child.once('exit', (code) => reject(new Error(`exited ${code} before ready; stderr: ${stderr}`)));
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      pending += chunk;
-      const parts = pending.split('\n');
-      pending = parts.pop() ?? '';
-      for (const text of parts) {
-        if (!text.startsWith('{')) continue;
-        const line = JSON.parse(text) as LogLine;
-        lines.push(line);
-        if (String(line.msg).startsWith('ready:')) {
-          clearTimeout(timer);
-          resolve(line);
-        }
-      }
-    });
-  });
-  const endpoint = (ready.endpoints as string[])[0] as string;
-  return { child, lines, port: Number(endpoint.slice(endpoint.lastIndexOf(':') + 1)), admin: ready.admin as string };
+  return { ...service, admin: service.adminUrl as string };
 }
 
 /** Resolves true once `socket` echoes a byte, false when it closes first (refused) or after 5 s. */

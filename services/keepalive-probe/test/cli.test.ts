@@ -4,11 +4,12 @@
  */
 import net from 'node:net';
 import { parseConfig } from '@net/core';
+import { stopAllServices } from '@net/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { demoOptions, serveOptions, watchOptions } from '../src/config.js';
-import { BIN, killAll, run, startServe } from './helpers.js';
+import { BIN, run, startServe } from './helpers.js';
 
-afterEach(() => killAll());
+afterEach(() => stopAllServices());
 
 describe('invalid keepalive settings', () => {
   const cases: { args: string[]; env?: Record<string, string>; names: string; value: string }[] = [

@@ -3,11 +3,12 @@
  * transitions only, exposes the target gauge and reconnect counter, and reconnects with backoff.
  */
 import net from 'node:net';
+import { spawnLogged, stopAllServices } from '@net/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseTargets } from '../src/watch.js';
-import { BIN, killAll, run, start, startServe } from './helpers.js';
+import { BIN, run, startServe } from './helpers.js';
 
-afterEach(() => killAll());
+afterEach(() => stopAllServices());
 
 /** A loopback port nothing listens on: a server's port after it stopped. */
 async function closedPort(): Promise<number> {
@@ -51,7 +52,7 @@ describe('watch', () => {
   it('logs up and down transitions only, counts reconnects, and comes back up when the target returns', async () => {
     const first = await startServe(['--port', '0', '--drain-timeout', '0']);
     const target = `127.0.0.1:${first.port}`;
-    const watch = start(process.execPath, [
+    const watch = spawnLogged(process.execPath, [
       ...[BIN, 'watch', target, '--log-format', 'json', '--log-level', 'debug', '--admin-port', '0'],
       ...['--backoff-initial', '0.05', '--backoff-max', '0.2'],
     ]);
@@ -84,7 +85,7 @@ describe('watch', () => {
 describe('watch under the runtime', () => {
   it('turns /readyz 200 and net_ready 1 once its targets are started, and exits 0 on SIGTERM with the runtime lines', async () => {
     const server = await startServe(['--port', '0']);
-    const watch = start(process.execPath, [
+    const watch = spawnLogged(process.execPath, [
       ...[BIN, 'watch', `127.0.0.1:${server.port}`, '--log-format', 'json', '--admin-port', '0'],
     ]);
     const admin = (await watch.waitForLine((l) => typeof l.admin === 'string')).admin as string;

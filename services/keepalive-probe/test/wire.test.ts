@@ -3,21 +3,22 @@
  * interval 1 s shows the server's probes about one second apart, each answered; and `demo` prints them.
  */
 import net from 'node:net';
+import { spawnLogged, stopAllServices } from '@net/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ProbeSighting, TcpdumpClassifier } from '../src/probe-trace.js';
-import { BIN, hasCommand, isRoot, killAll, run, start, startServe } from './helpers.js';
+import { BIN, hasCommand, isRoot, run, startServe } from './helpers.js';
 
 const canCapture = isRoot && hasCommand('tcpdump');
 const why = canCapture ? '' : ' (SKIPPED: needs tcpdump and root for a capture on lo)';
 
 describe('probes on the wire', () => {
-  afterEach(() => killAll());
+  afterEach(() => stopAllServices());
 
   it.skipIf(!canCapture)(
     `shows probes about 1 s apart on an idle loopback connection with idle=1 interval=1${why}`,
     async () => {
       const server = await startServe(['--port', '0', '--idle', '1', '--interval', '1', '--count', '10']);
-      const dump = start('tcpdump', ['-l', '-n', '-tt', '-i', 'lo', `tcp port ${server.port}`]);
+      const dump = spawnLogged('tcpdump', ['-l', '-n', '-tt', '-i', 'lo', `tcp port ${server.port}`]);
       // tcpdump says "listening on lo" on stderr once it captures.
       for (let i = 0; i < 100 && !dump.stderr().includes('listening on'); i++)
         await new Promise((r) => setTimeout(r, 50));

@@ -4,33 +4,17 @@
 // a shared machine; docs/measurements.md §7). Rate limits are off so that the echo path itself is measured, then on (defaults
 // raised so nothing is dropped) to show the limiter's cost.
 // Usage: node services/udp-echo/bench/throughput.mjs [seconds=3] [window=32] [size=64]
-import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { cpuSeconds, startService } from '@net/test-support';
 
 const [seconds = 3, window = 32, size = 64] = process.argv.slice(2).map(Number);
 const bin = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-const TICKS = 100; // USER_HZ
-
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS; // utime + stime
-}
 
 async function run(label, args) {
-  const server = spawn(process.execPath, [bin, '--port', '0', '--log-format', 'json', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let port;
-  for await (const chunk of server.stdout) {
-    const m = /"endpoints":\["127\.0\.0\.1:(\d+)"/.exec(String(chunk));
-    if (m) {
-      port = Number(m[1]);
-      break;
-    }
-  }
+  const server = await startService(bin, ['--port', '0', '--log-format', 'json', ...args]);
+  const port = server.port;
   const client = dgram.createSocket('udp4');
   client.connect(port, '127.0.0.1');
   await once(client, 'connect');
@@ -41,15 +25,15 @@ async function run(label, args) {
     echoed++;
     if (running) client.send(payload);
   });
-  const cpu0 = cpuSeconds(server.pid);
+  const cpu0 = cpuSeconds(server.proc.pid);
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < window; i++) client.send(payload);
   await new Promise((r) => setTimeout(r, seconds * 1000));
   running = false;
   const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu = cpuSeconds(server.pid) - cpu0;
+  const cpu = cpuSeconds(server.proc.pid) - cpu0;
   client.close();
-  server.kill('SIGKILL');
+  server.destroy();
   console.log(
     `${label}: ${size} B x ${window} in flight: ${Math.round(echoed / elapsed)} echoes/s, server CPU ${((cpu / echoed) * 1e6).toFixed(1)} µs per datagram (${process.version})`,
   );

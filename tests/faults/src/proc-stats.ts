@@ -1,11 +1,10 @@
 /**
- * What a process holds, read from /proc (proc(5)): open descriptors, resident memory, CPU time. Figures, not
- * feelings: every case asserts on these.
+ * What a process holds, read from /proc (proc(5)): open descriptors, resident memory, children, whether it lives
+ * (CPU time is @net/test-support's cpuSeconds, with the kernel's clock tick). Figures, not feelings: every case
+ * asserts on these.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-
-/** Clock ticks per second of /proc/PID/stat times (sysconf(_SC_CLK_TCK); 100 on every Linux build we run on). */
-const CLK_TCK = 100;
+import { readProcStat } from '@net/test-support';
 
 /** Open file descriptors of `pid` (entries of /proc/PID/fd). */
 export function fdCount(pid: number): number {
@@ -17,14 +16,6 @@ export function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(m[1]) * 1024;
-}
-
-/** User + system CPU seconds `pid` has used so far (utime and stime, fields 14 and 15 of /proc/PID/stat). */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) may hold spaces and parentheses: count fields after its closing ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
 /** Child pids of `pid` (from /proc/PID/task/*\/children). */
@@ -40,8 +31,7 @@ export function childPids(pid: number): number[] {
 /** True while `pid` exists and is not a zombie. */
 export function isAlive(pid: number): boolean {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    return readProcStat(pid).state !== 'Z';
   } catch {
     return false;
   }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
-import { startService, stopAllServices } from '@net/testkit';
+import { cpuSeconds, startService, stopAllServices } from '@net/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { binOf } from '../src/bins.js';
-import { cpuSeconds, fdCount, isAlive } from '../src/proc-stats.js';
+import { fdCount, isAlive } from '../src/proc-stats.js';
 import { recordFigures } from '../src/results.js';
 import { connectTo, roundTrip, runPool } from '../src/tcp-load.js';
 

@@ -1,4 +1,7 @@
-/** mulberry32: a tiny seeded PRNG, so a failing generated case can be replayed from its seed. */
+/**
+ * mulberry32 (Tommy Ettinger's 32-bit generator): a tiny seeded PRNG for generated test cases, so that a failing
+ * case can be replayed from its seed. Not for anything that must be unpredictable.
+ */
 export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
