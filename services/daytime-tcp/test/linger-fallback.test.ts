@@ -1,9 +1,10 @@
 import { once } from 'node:events';
 import net from 'node:net';
+import { stopAllServices } from '@net/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { metric, startServer, stopAll } from './helpers.js';
+import { metric, startServer } from './helpers.js';
 
-afterEach(stopAll);
+afterEach(() => stopAllServices());
 
 /** Polls a metric until it equals `want` (bounded: 60 polls, 50 ms apart); returns the last value seen. */
 async function metricBecomes(admin: string, name: string, labels: string, want: number): Promise<number | undefined> {
@@ -21,7 +22,7 @@ async function metricBecomes(admin: string, name: string, labels: string, want: 
 // connection at once, as an ordinary socket error.
 describe('daytime-tcp where the fence says no (NET_NODE_INTERNALS=off)', () => {
   it('still closes at once a client that resets after its answer, counting the reset as a socket error', async () => {
-    const { port, admin } = await startServer(['--admin-port', '0', '--close-timeout', '30'], {
+    const { port, adminUrl: admin } = await startServer(['--admin-port', '0', '--close-timeout', '30'], {
       NET_NODE_INTERNALS: 'off',
     });
     for (let i = 0; i < 3; i++) {
