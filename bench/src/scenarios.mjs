@@ -13,7 +13,7 @@ const CONNECTION_BUDGET = 15000;
 // the connection budget. Slots: connections in flight at most; a server that falls behind fills them and its rate
 // drops below the offered one, which the report flags. `--rate N` overrides it (0: closed loop, as before).
 export const CONNECTION_RATE = 5000;
-const RATE_SLOTS = 32;
+const RATE_SLOTS = 128;
 const churnOptions = { size: 64, conns: RATE_SLOTS, sources: 4, maxNew: CONNECTION_BUDGET, rate: CONNECTION_RATE };
 
 const TCP = ['c-tcp', 'node-tcp', 'go-tcp', 'echo-tcp'];
