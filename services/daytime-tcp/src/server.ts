@@ -23,6 +23,8 @@
 import type net from 'node:net';
 import type { ConnectionTracker, Logger, Metrics } from '@net/core';
 import { type DaytimeFormat, formatDaytime } from './format.js';
+import type { ClientHandle } from './handle-answer.js';
+import { HandleClient, type ListenerCount } from './handle-client.js';
 
 /** Settings of {@link IterativeDaytime}. */
 export interface IterativeDaytimeOptions {
@@ -50,6 +52,8 @@ type DaytimeSocket = net.Socket & {
   [kOwner]: IterativeDaytime;
   [kDeadline]?: number | undefined;
 };
+/** A connection of the loop: a socket (the stream path), or a handle answered directly (handle-client.ts). */
+type Client = DaytimeSocket | (HandleClient & { [kDeadline]?: number | undefined });
 
 /**
  * Both timeouts are enforced by one sweep that ticks this many times per the shorter timeout, instead of a timer
@@ -120,10 +124,10 @@ export class IterativeDaytime {
   #lineSecond = Number.NaN;
   #lineText = '';
   /** FIFO of sockets waiting for their turn: an array with a moving head, so taking the next one is O(1). */
-  #queue: (DaytimeSocket | undefined)[] = [];
+  #queue: (Client | undefined)[] = [];
   #head = 0;
   /** The socket whose turn it is, and the sweep tick at which its --write-timeout is over. */
-  #current: DaytimeSocket | undefined;
+  #current: Client | undefined;
   #currentDeadline = 0;
   /** Length of the line the current turn writes. */
   #currentBytes = 0;
@@ -146,7 +150,7 @@ export class IterativeDaytime {
   #tick = 0;
   readonly #writeTicks: number;
   readonly #closeTicks: number;
-  readonly #lingering = new Set<DaytimeSocket>();
+  readonly #lingering = new Set<Client>();
 
   constructor(options: IterativeDaytimeOptions) {
     this.#options = options;
@@ -192,6 +196,24 @@ export class IterativeDaytime {
     if (this.#current === undefined) this.#run();
   }
 
+  /**
+   * Takes a freshly accepted handle (handle-answer.ts acceptHandles): the same as {@link accept} without a
+   * `net.Socket`. `listener` counts the open connections of the listener it came from.
+   */
+  acceptHandle(handle: ClientHandle, listener: ListenerCount): void {
+    const client = new HandleClient(handle, this, listener);
+    this.#options.connections.track(client);
+    if (client.destroyed) return; // reading could not start: counted as an error, closing
+    if (this.pending >= this.#options.maxPending) {
+      this.#rejected.inc({ reason: 'pending_queue_full' });
+      this.#warnQueueFull();
+      client.destroy();
+      return;
+    }
+    this.#queue.push(client);
+    if (this.#current === undefined) this.#run();
+  }
+
   /** Resolves once no connection waits for its answer. */
   idle(): Promise<void> {
     if (this.#current === undefined && this.pending === 0) return Promise.resolve();
@@ -225,7 +247,7 @@ export class IterativeDaytime {
     for (const w of waiters) w();
   }
 
-  #next(): DaytimeSocket | undefined {
+  #next(): Client | undefined {
     if (this.#head >= this.#queue.length) return undefined;
     const socket = this.#queue[this.#head];
     this.#queue[this.#head++] = undefined; // let the socket be collected once it closes
@@ -261,13 +283,16 @@ export class IterativeDaytime {
   }
 
   /** @internal The socket's 'finish': its answer is with the kernel. Gives the client --close-timeout to close. */
-  answered(socket: DaytimeSocket): void {
+  answered(socket: Client): void {
     this.#requests++;
     this.#sentBytes += this.#currentBytes;
     if (!socket.destroyed) {
       socket[kDeadline] = this.#tick + this.#closeTicks;
       this.#lingering.add(socket);
       if (this.#sweeper === undefined) this.#startSweep();
+    }
+    // A handle connection ends quietly on a reset by itself (handle-client.ts); a socket's handle is taken over.
+    if (!socket.destroyed && !(socket instanceof HandleClient)) {
       const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
       // Only where Node drives the handle as described at StreamHandle (any other socket keeps Node's path).
       if (handle != null && typeof handle.onread === 'function') {
@@ -280,7 +305,8 @@ export class IterativeDaytime {
   }
 
   /** @internal The socket's 'close'. */
-  closed(socket: DaytimeSocket): void {
+  closed(socket: Client): void {
+    if (socket instanceof HandleClient) this.#options.connections.untrack(socket);
     if (socket[kDeadline] !== undefined) {
       socket[kDeadline] = undefined;
       this.#lingering.delete(socket);

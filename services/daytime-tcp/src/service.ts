@@ -11,9 +11,11 @@ import {
   formatEndpoint,
   listen,
   ReflectionGuard,
+  systemError,
 } from '@net/core';
 import { runClient } from './client.js';
 import { clientOptions, DAYTIME_PORT, DEFAULT_PORT, serveOptions } from './config.js';
+import { acceptHandles, closeHandle, handleAnswerUnsupported } from './handle-answer.js';
 import { IterativeDaytime } from './server.js';
 import { startUdpDaytime, type UdpDaytime } from './udp-server.js';
 
@@ -47,6 +49,11 @@ export const service = defineService({
     const acceptErrors = metrics.counter('net_accept_errors_total');
     let lastDropWarning = 0;
     let lastAcceptWarning = 0;
+    // Answer on the accepted handles, without a net.Socket each (handle-answer.ts), where this Node allows it.
+    // --io stream, or a Node without those internals (then said once): a net.Socket per connection.
+    const unsupported = config.io === 'stream' ? 'io' : handleAnswerUnsupported();
+    if (unsupported !== undefined && unsupported !== 'io')
+      log.warn({ reason: unsupported }, 'answering through net.Socket: the handle path is not available here');
 
     const servers: net.Server[] = [];
     const udp: UdpDaytime[] = [];
@@ -67,7 +74,8 @@ export const service = defineService({
         const server = net.createServer({ allowHalfOpen: true });
         server.maxConnections = config.maxConnections;
         server.on('connection', (socket) => answerer.accept(socket));
-        // Past maxConnections Node closes the new socket at once and emits 'drop' (Node >= 18.6).
+        // Past maxConnections Node closes the new socket at once and emits 'drop' (Node >= 18.6); the handle path
+        // below does the same.
         server.on('drop', () => {
           rejected.inc({ reason: 'max_connections' });
           const now = performance.now();
@@ -92,6 +100,21 @@ export const service = defineService({
             log.error({ err }, 'accept failed (logged at most once per 10 s; see net_accept_errors_total)');
           }
         });
+        if (unsupported === undefined) {
+          const listener = { open: 0 };
+          acceptHandles(
+            server,
+            (handle) => {
+              if (server.maxConnections && listener.open >= server.maxConnections) {
+                closeHandle(handle);
+                server.emit('drop');
+                return;
+              }
+              answerer.acceptHandle(handle, listener);
+            },
+            (errno) => server.emit('error', systemError(errno, 'accept')),
+          );
+        }
         servers.push(server);
         const bound = boundEndpoint(server);
         endpoints.push(formatEndpoint(bound));
