@@ -4,8 +4,7 @@
  * their sockets here: one Set, O(1) add and delete, and a promise that resolves when the last one closes.
  */
 import type { Socket } from 'node:net';
-import type { Histogram } from 'prom-client';
-import type { Metrics } from './metrics.js';
+import type { Metrics, PlainHistogram } from './metrics.js';
 
 // Per-connection state hangs on the socket under a symbol and one module-level 'close' listener serves every
 // socket: no closure per connection. Measured by the echo-tcp churn benchmark: a closure, `once` and two
@@ -42,7 +41,7 @@ export class ConnectionTracker {
   #registered = false;
   /** Accepted connections, read by prom-client at scrape time (a plain add per connection). */
   #total = 0;
-  #duration: Histogram<string> | undefined;
+  #duration: PlainHistogram | undefined;
 
   /**
    * @param options.eager register `net_connections_open`, `net_connections_total` and
@@ -60,7 +59,8 @@ export class ConnectionTracker {
     this.#registered = true;
     metrics.collect('net_connections_open', () => this.size);
     metrics.collect('net_connections_total', () => this.#total);
-    this.#duration = metrics.histogram('net_connection_duration_seconds');
+    // Observed once per connection: plain numbers, handed to prom-client at scrape time.
+    this.#duration = metrics.plainHistogram('net_connection_duration_seconds');
   }
 
   /** Number of open connections. */
