@@ -15,7 +15,7 @@ import { waitForConntrackRoom } from './conntrack.mjs';
 import { runIdle, runLoadgen } from './loadgen.mjs';
 import { killAllOnExit } from './processes.mjs';
 import { generatorNotes, machineInfo, problemsOf, saturatedScenarios, summarize, writeReport } from './report.mjs';
-import { SCENARIOS } from './scenarios.mjs';
+import { CLOSED_LOOP_SLOTS, SCENARIOS } from './scenarios.mjs';
 import { startServer, stopServer, TARGETS } from './servers.mjs';
 
 const MODES = {
@@ -118,9 +118,7 @@ async function main() {
       ...(cli.mode === 'check' && scenario.options.maxNew ? { maxNew: 3000, fin: scenario.mode === 'tcp-churn' } : {}),
       // Rate-matched scenarios: --rate overrides the offered rate (0: closed loop). --check makes no timing claim
       // and runs closed loop.
-      ...(scenario.options.rate
-        ? { rate: cli.mode === 'check' ? undefined : (cli.rate ?? scenario.options.rate) || undefined }
-        : {}),
+      ...(scenario.options.rate ? rateOptions(cli.mode === 'check' ? 0 : (cli.rate ?? scenario.options.rate)) : {}),
       duration: settings.duration,
       warmup: settings.warmup,
     };
@@ -186,6 +184,14 @@ async function main() {
   if (report.invalid.length)
     console.log(`INVALID: the generator was saturated driving the reference in: ${report.invalid.join('; ')}`);
   return failed ? 1 : report.invalid.length ? 3 : 0;
+}
+
+/**
+ * A rate-matched scenario's generator options: the offered rate, or closed loop (rate 0) with 4 slots, as churn
+ * and daytime ran before they were rate-matched.
+ */
+function rateOptions(rate) {
+  return rate > 0 ? { rate } : { rate: undefined, conns: CLOSED_LOOP_SLOTS };
 }
 
 /**

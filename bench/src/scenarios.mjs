@@ -14,6 +14,8 @@ const CONNECTION_BUDGET = 15000;
 // drops below the offered one, which the report flags. `--rate N` overrides it (0: closed loop, as before).
 export const CONNECTION_RATE = 5000;
 const RATE_SLOTS = 128;
+/** Slots of churn and daytime run closed loop (`--rate 0`, and `--check`). */
+export const CLOSED_LOOP_SLOTS = 4;
 const churnOptions = { size: 64, conns: RATE_SLOTS, sources: 4, maxNew: CONNECTION_BUDGET, rate: CONNECTION_RATE };
 
 const TCP = ['c-tcp', 'node-tcp', 'go-tcp', 'echo-tcp'];
