@@ -3,7 +3,7 @@
  *
  * usage: loadgen MODE [-a HOST] [-p PORT] [-c CONNS] [-s SIZE] [-d SECONDS] [-w WARMUP] [-t THREADS]
  *                     [-k INFLIGHT] [-b NSRC] [-L LOSS_MS] [-H HOLD_SECONDS] [-n MAX_NEW] [-I ID_BASE] [-X SPIN_NS]
- *                     [-F] [-P]
+ *                     [-F] [-P] [-r RATE]
  * MODE:
  *   tcp-pingpong  CONNS connections; each sends a SIZE-byte message, waits for the whole echo, verifies it, repeats
  *   tcp-stream    CONNS connections each writing SIZE-byte chunks continuously while reading and verifying the echo
@@ -18,6 +18,13 @@
  * -b NSRC binds connections to source addresses 127.0.0.2 .. 127.0.0.(1+NSRC): each source address has its own
  *    ephemeral port range, and the machine's other users of 127.0.0.1's range are left alone (docs/measurements.md §8).
  *
+ * -r RATE (tcp-churn, daytime) paces new connections open loop at RATE per second (all threads together):
+ *    connection k is due at k / RATE after the start, whatever the server's answers do, and starts then if one of
+ *    the CONNS slots is free, else as soon as one frees (the schedule is not reset: a server that falls behind
+ *    shows as a rate below RATE). Without -r each slot reconnects as soon as its answer is in (closed loop), which
+ *    measures the fastest rate, and then the generator itself may be the limit. With -r every server is measured
+ *    at the same rate, below what the generator sustains, so server CPU per connection compares like with like.
+ *    The result says "offered_per_s"; a rate below it means the pair did not hold it.
  * -I ID_BASE numbers this process's connections from ID_BASE: several generator processes sharing one load
  *    (the runner's --generators) then never send the same bytes on two connections.
  * -X SPIN_NS busy-waits SPIN_NS after every answer: a deliberately slow generator, for the harness's own test
@@ -58,6 +65,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -81,7 +89,7 @@ static struct {
   const char *host;
   int port, conns, size, threads, inflight, nsrc, loss_ms, fin, proxy;
   long max_new, spin_ns, id_base;
-  double duration, warmup, hold;
+  double duration, warmup, hold, rate;
 } O = {.host = "127.0.0.1", .port = 7, .conns = 1, .size = 64, .threads = 1, .inflight = 1, .loss_ms = 200,
        .duration = 5, .warmup = 1, .hold = 60};
 
@@ -152,6 +160,10 @@ struct thread {
   uint64_t now;
   uint64_t wait_ns;
   int tid_os;        /* time spent in epoll_wait: waiting for the server (atomic: main samples it) */
+  /* -r: when the next connection is due, the interval between two (this thread's share of RATE), and the slots
+     free for one (a stack of indexes into conns) */
+  uint64_t next_due, interval_ns;
+  int *free_slots, nfree;
   struct stats st;
   unsigned char *rbuf;
   pthread_t tid;
@@ -396,18 +408,41 @@ static void stream_read(struct thread *th, struct conn *c) {
 }
 
 /* ---- tcp-churn and daytime: one short connection per slot at a time ---- */
-static void slot_restart(struct thread *th, struct conn *c) {
-  conn_close(c);
-  /* Stop reconnecting when the server is gone: errors are bounded, not a hot loop. */
-  if (!running(th) || th->st.errors > 1000) return;
-  /* The budget counts the measured window's connections: those of the warmup are bounded by its length, and
-     counting them let a fast server spend the whole budget before the window opened (a rate of 0). */
+/* May one more short connection start now? Stop reconnecting when the server is gone (errors are bounded, not a
+   hot loop) or the budget is spent. The budget counts the measured window's connections: those of the warmup are
+   bounded by its length, and counting them let a fast server spend the whole budget before the window opened (a
+   rate of 0). */
+static int may_open(struct thread *th) {
+  if (!running(th) || th->st.errors > 1000) return 0;
   if (O.max_new > 0 && th->now >= t_measure && __atomic_add_fetch(&new_conns, 1, __ATOMIC_RELAXED) > O.max_new) {
     uint64_t zero = 0;
     __atomic_compare_exchange_n(&t_budget_out, &zero, th->now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    return 0;
+  }
+  return 1;
+}
+
+static void slot_restart(struct thread *th, struct conn *c) {
+  conn_close(c);
+  if (O.rate > 0) { /* -r: the slot waits for the schedule (pace) */
+    th->free_slots[th->nfree++] = (int)(c - th->conns);
     return;
   }
-  if (tcp_open(th, c) < 0) th->st.errors++;
+  if (may_open(th) && tcp_open(th, c) < 0) th->st.errors++;
+}
+
+/* -r: start every connection that is due, one per free slot. A connection that finds no free slot waits for one
+   (its due time stays: the schedule is open loop, so a server that cannot keep up shows as a lower rate). */
+static void pace(struct thread *th) {
+  while (th->nfree > 0 && th->next_due <= th->now) {
+    if (!may_open(th)) return;
+    struct conn *c = &th->conns[th->free_slots[--th->nfree]];
+    th->next_due += th->interval_ns;
+    if (tcp_open(th, c) < 0) {
+      th->st.errors++;
+      th->free_slots[th->nfree++] = (int)(c - th->conns);
+    }
+  }
 }
 
 static int looks_like_date(const unsigned char *b, size_t n) {
@@ -595,14 +630,26 @@ static void on_event(struct thread *th, struct conn *c, uint32_t events) {
 
 static void poll_once(struct thread *th, uint64_t deadline) {
   struct epoll_event evs[256];
-  int timeout = 10;
-  if (deadline > th->now && deadline - th->now < 10000000ull) timeout = (int)((deadline - th->now) / 1000000ull) + 1;
+  int n;
   uint64_t before = now_ns();
-  int n = epoll_wait(th->ep, evs, 256, timeout);
+  if (O.rate > 0 && running(th)) {
+    /* -r: sleep until the next connection is due at most (to the microsecond: epoll_pwait2(2), timer slack set
+       to 1 us in thread_main), or not at all when one is due and a slot is free. */
+    uint64_t until = th->nfree > 0 && th->next_due < deadline ? th->next_due : deadline;
+    uint64_t wait = until > before ? until - before : 0;
+    if (wait > 10000000ull) wait = 10000000ull;
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)wait};
+    n = epoll_pwait2(th->ep, evs, 256, &ts, NULL);
+  } else {
+    int timeout = 10;
+    if (deadline > th->now && deadline - th->now < 10000000ull) timeout = (int)((deadline - th->now) / 1000000ull) + 1;
+    n = epoll_wait(th->ep, evs, 256, timeout);
+  }
   th->now = now_ns();
   __atomic_add_fetch(&th->wait_ns, th->now - before, __ATOMIC_RELAXED);
   for (int i = 0; i < n; i++) on_event(th, evs[i].data.ptr, evs[i].events);
   if (O.mode == M_UDP) udp_timeouts(th);
+  if (O.rate > 0) pace(th);
 }
 
 /* What is still owed: messages without their whole echo, open short connections, datagrams in flight. */
@@ -645,7 +692,7 @@ static void start(struct thread *th) {
     switch (O.mode) {
     case M_PINGPONG: if (c->state == C_READY) pp_start(th, c); break;
     case M_STREAM: if (c->state == C_READY) { c->state = C_ACTIVE; stream_write(th, c); } break;
-    case M_CHURN: case M_DAYTIME: c->fd = -1; slot_restart(th, c); break;
+    case M_CHURN: case M_DAYTIME: c->fd = -1; slot_restart(th, c); break; /* -r: frees the slot for pace() */
     case M_UDP: for (int s = 0; s < O.inflight; s++) udp_send(th, c, s); break;
     case M_IDLE: break;
     }
@@ -674,7 +721,13 @@ static void *thread_main(void *arg) {
   pthread_barrier_wait(&barrier);  /* every connection is open */
   pthread_barrier_wait(&barrier);  /* main has set t_measure and t_end */
   th->now = now_ns();
+  if (O.rate > 0) {
+    prctl(PR_SET_TIMERSLACK, 1000UL); /* 1 us: the default 50 us would bunch paced connections together */
+    th->interval_ns = (uint64_t)(1e9 * O.threads / O.rate);
+    th->next_due = th->now;
+  }
   start(th);
+  if (O.rate > 0) pace(th);
   while (th->now < t_end) poll_once(th, t_end);
   pthread_barrier_wait(&barrier);  /* main has read this thread's schedstat: it must not exit before */
   /* Drain: start nothing new, give what is owed 1 s, then what is left has stalled. */
@@ -687,7 +740,7 @@ static void *thread_main(void *arg) {
 static void usage(void) {
   fprintf(stderr, "usage: loadgen tcp-pingpong|tcp-stream|tcp-churn|udp-pingpong|daytime|idle [-a HOST] [-p PORT]\n"
                   "       [-c CONNS] [-s SIZE] [-d SECONDS] [-w WARMUP] [-t THREADS] [-k INFLIGHT] [-b NSRC]\n"
-                  "       [-L LOSS_MS] [-H HOLD_SECONDS] [-n MAX_NEW] [-X SPIN_NS] [-I ID_BASE] [-F] [-P]\n");
+                  "       [-L LOSS_MS] [-H HOLD_SECONDS] [-n MAX_NEW] [-X SPIN_NS] [-I ID_BASE] [-F] [-P] [-r RATE]\n");
   exit(2);
 }
 
@@ -699,7 +752,7 @@ int main(int argc, char **argv) {
   O.mode = (enum mode)m;
   int opt;
   optind = 2;
-  while ((opt = getopt(argc, argv, "a:p:c:s:d:w:t:k:b:L:H:n:X:I:FP")) != -1) {
+  while ((opt = getopt(argc, argv, "a:p:c:s:d:w:t:k:b:L:H:n:X:I:r:FP")) != -1) {
     switch (opt) {
     case 'a': O.host = optarg; break;
     case 'p': O.port = atoi(optarg); break;
@@ -717,6 +770,7 @@ int main(int argc, char **argv) {
     case 'I': O.id_base = atol(optarg); break;
     case 'F': O.fin = 1; break;
     case 'P': O.proxy = 1; break;
+    case 'r': O.rate = atof(optarg); break;
     default: usage();
     }
   }
@@ -729,6 +783,7 @@ int main(int argc, char **argv) {
     usage();
   if (O.mode == M_UDP && (O.size < UDP_HDR || O.size > 65507)) usage();
   if (O.proxy && (O.mode == M_UDP || O.mode == M_DAYTIME)) usage();
+  if (O.rate < 0 || O.rate > 1e6 || (O.rate > 0 && O.mode != M_CHURN && O.mode != M_DAYTIME)) usage();
   if (O.threads > O.conns) O.threads = O.conns;
   server = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)O.port)};
   if (inet_pton(AF_INET, O.host, &server.sin_addr) != 1 || (ntohl(server.sin_addr.s_addr) >> 24) != 127) {
@@ -773,6 +828,7 @@ int main(int argc, char **argv) {
     th->next_src = (int)O.id_base + lo;
     th->ep = epoll_create1(EPOLL_CLOEXEC);
     th->rbuf = malloc(O.mode == M_UDP ? (size_t)UDP_BATCH * 65536 : MAX_CHUNK);
+    th->free_slots = calloc((size_t)th->nconns, sizeof *th->free_slots);
     if (O.mode == M_IDLE) break;
     pthread_create(&th->tid, NULL, thread_main, th);
   }
@@ -841,13 +897,13 @@ int main(int argc, char **argv) {
   printf("{\"mode\":\"%s\",\"port\":%d,\"conns\":%d,\"size\":%d,\"inflight\":%d,\"threads\":%d,\"duration_s\":%g,"
          "\"msgs\":%llu,\"msgs_per_s\":%.1f,\"mb_per_s\":%.2f,\"lat_us\":%s,\"errors\":%llu,\"verify_failures\":%llu,"
          "\"stalled\":%llu,\"lost\":%llu,\"late\":%llu,\"opened\":%llu,\"setup_failed\":%llu,\"total_msgs\":%llu,"
-         "\"setup_s\":%.3f,\"loadgen_cpu_s\":%.3f,\"budget_exhausted\":%s,\"window_s\":%.4f,\"window_cpu_s\":%.4f,"
+         "\"offered_per_s\":%.1f,\"setup_s\":%.3f,\"loadgen_cpu_s\":%.3f,\"budget_exhausted\":%s,\"window_s\":%.4f,\"window_cpu_s\":%.4f,"
          "\"wait_s\":%.4f,\"run_s\":%.4f,\"runq_s\":%.4f,\"cpuset_cores\":%d,\"cpuset_idle_s\":%.3f,\"cpuset_softirq_s\":%.3f,\"lat_max_ns\":%llu,\"hist\":%s}\n",
          mode_names[O.mode], O.port, O.conns, O.size, O.inflight, O.threads, secs, (unsigned long long)sum.msgs,
          secs > 0 ? (double)sum.msgs / secs : 0, secs > 0 ? (double)sum.bytes / secs / 1e6 : 0, lat,
          (unsigned long long)sum.errors, (unsigned long long)sum.verify_failures, (unsigned long long)sum.stalled,
          (unsigned long long)sum.lost, (unsigned long long)sum.late, (unsigned long long)sum.opened,
-         (unsigned long long)sum.setup_failed, (unsigned long long)sum.total_msgs, (double)setup_ns / 1e9, cpu,
+         (unsigned long long)sum.setup_failed, (unsigned long long)sum.total_msgs, O.rate, (double)setup_ns / 1e9, cpu,
          t_budget_out ? "true" : "false", window_s, w1.self_s - w0.self_s, w1.wait_s - w0.wait_s, w1.run_s - w0.run_s, w1.runq_s - w0.runq_s, w1.cores, w1.idle_s - w0.idle_s,
          w1.softirq_s - w0.softirq_s, (unsigned long long)sum.h.max, hist);
   fflush(stdout);

@@ -18,6 +18,7 @@ export const FLAGS = {
   maxNew: '-n',
   idBase: '-I',
   spinNs: '-X',
+  rate: '-r',
 };
 
 /**
@@ -25,6 +26,13 @@ export const FLAGS = {
  * lower bound): it hardly ever waited for the server.
  */
 export const SATURATED_BUSY = 0.9;
+
+/**
+ * Rate-matched churn and daytime (loadgen -r): a run that completed less than this share of the offered rate did
+ * not hold it (the server fell behind, or the generator did), and its CPU per connection is not at the rate the
+ * others were measured at.
+ */
+export const RATE_HELD_SHARE = 0.97;
 
 /** Options that are switches: present or not. */
 export const SWITCHES = {
@@ -146,12 +154,13 @@ export function splitLoad(options, generators) {
     ...options,
     conns: share(conns, i),
     ...(options.maxNew !== undefined ? { maxNew: share(options.maxNew, i) } : {}),
+    ...(options.rate ? { rate: (options.rate * share(conns, i)) / conns } : {}),
     ...(n > 1 ? { idBase: Math.floor((conns * i) / n) } : {}),
   }));
 }
 
 const SUMMED = ['msgs', 'total_msgs', 'errors', 'verify_failures', 'stalled', 'lost', 'late', 'opened', 'setup_failed'];
-const SUMMED_FLOAT = ['msgs_per_s', 'mb_per_s', 'loadgen_cpu_s', 'window_cpu_s'];
+const SUMMED_FLOAT = ['msgs_per_s', 'mb_per_s', 'loadgen_cpu_s', 'window_cpu_s', 'offered_per_s'];
 
 /**
  * One result for several generator processes: counts and rates summed (each rate over that process's own
@@ -165,6 +174,7 @@ const SUMMED_FLOAT = ['msgs_per_s', 'mb_per_s', 'loadgen_cpu_s', 'window_cpu_s']
  *   the sender's core is part of the generator's time on a core here: /proc/stat also shows it as softirq, and
  *   adding that counted it twice (a generator that waited a quarter of the window showed as 100 % busy).
  * - generator_cpu_share: its utime+stime per core it may use, over the window.
+ * - rate_held (rate-matched runs only): whether it completed RATE_HELD_SHARE of the offered rate.
  */
 export function mergeResults(results) {
   const failed = results.find((r) => r.failed);
@@ -200,6 +210,8 @@ export function mergeResults(results) {
     merged.generator_runq_share = Math.max(...results.map((r) => r.runq_s / (r.window_s * r.threads)));
     merged.generator_saturated = merged.generator_busy >= SATURATED_BUSY;
   }
+  // Rate-matched: did the pair complete the rate offered? (the window is the budget's when it ran out first)
+  if (merged.offered_per_s > 0) merged.rate_held = merged.msgs_per_s >= RATE_HELD_SHARE * merged.offered_per_s;
   return merged;
 }
 

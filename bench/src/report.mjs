@@ -36,6 +36,8 @@ export function problemsOf(run, mode) {
   if (run.setup_failed > 0) problems.push(`${run.setup_failed} connections not opened`);
   if (run.errors > 0) problems.push(`${run.errors} errors`);
   if (run.total_msgs === 0) problems.push('no answer at all');
+  if (run.rate_held === false)
+    problems.push(`held ${Math.round(run.msgs_per_s)} of the ${Math.round(run.offered_per_s)}/s offered`);
   if (mode === 'udp-pingpong' && run.lost > 0.01 * (run.total_msgs + run.lost))
     problems.push(`${run.lost} datagrams lost`);
   return problems;
@@ -57,6 +59,8 @@ export function summarize(scenario, samplesByTarget, targets) {
       generator_busy: median(runs.map((r) => r.generator_busy)),
       generator_cpu_share: median(runs.map((r) => r.generator_cpu_share)),
       generator_saturated_runs: runs.filter((r) => r.generator_saturated).length,
+      offered_per_s: median(runs.map((r) => r.offered_per_s)),
+      rate_not_held_runs: runs.filter((r) => r.rate_held === false).length,
       problems: [...new Set(runs.flatMap((r) => problemsOf(r, scenario.mode)))],
       notes: [...new Set(runs.flatMap((r) => r.notes ?? []))],
       runs,
@@ -76,6 +80,9 @@ export function summarize(scenario, samplesByTarget, targets) {
   return {
     id: scenario.id,
     title: scenario.title,
+    // Rate-matched (churn, daytime): every target was offered the same connection rate; the figure to compare
+    // is the server CPU per connection, the rates' ratio is 1 by design when both held it.
+    offered_per_s: ref.offered_per_s,
     metric,
     unit: scenario.unit ?? METRICS[metric].unit,
     higher_is_better: METRICS[metric].higherIsBetter,
@@ -110,6 +117,11 @@ export function renderMarkdown(report) {
     '- Server CPU: utime+stime of the server and its children (/proc/PID/stat) over the whole loadgen run, divided by every message it completed (stream: per 64 KiB chunk; churn and daytime: per connection)',
     '',
     `- Generator: ${report.generators ?? 1} process(es) per measurement on the generator's cores; "Generator busy %" is, of the time the generator had a core, the share it worked instead of waiting for the server (schedstat); 90 % or more while the server used less than 90 % of a core: saturated, the figure is a lower bound`,
+    ...(report.scenarios.some((s) => s.offered_per_s)
+      ? [
+          '- Rate-matched scenarios ("offered"): the generator opens connections open loop at the same rate for the reference and every target (`loadgen -r`), below what it sustains alone; their figure is the server CPU per connection at that rate (CPU ratio). A run that completed less than 97 % of the offered rate is flagged ("held N of the M/s offered"): the server fell behind, or, with the generator busy 90 % or more, the generator did',
+        ]
+      : []),
     ...(report.invalid?.length
       ? [
           '',
@@ -124,7 +136,7 @@ export function renderMarkdown(report) {
     const [ref, ...others] = s.rows;
     const refProblems = ref.problems?.length ? ` (reference: ${ref.problems.join(', ')})` : '';
     for (const row of others) {
-      const title = s.title;
+      const title = s.offered_per_s ? `${s.title}, ${fmt(s.offered_per_s, s.unit)} offered` : s.title;
       if (row.skipped) {
         lines.push(`| ${title} | ${row.label} | ${fmt(ref.value, s.unit)} | ${row.skipped} | | | | | | |`);
         continue;
@@ -162,10 +174,15 @@ export function generatorNotes(scenarios) {
       if (row.ratio === undefined) continue;
       compared++;
       if (row.ratio < 1) faster++;
-      else
+      else if (!s.offered_per_s)
         notes.push(
           `${s.title}: ${row.label} was as fast as or faster than the reference (${row.ratio.toFixed(2)}x): this figure may be limited by the generator or by the loopback`,
         );
+    }
+    if (ref.rate_not_held_runs > 0) {
+      notes.push(
+        `${s.title}: the reference did not hold the ${fmt(s.offered_per_s, s.unit)} offered in ${ref.rate_not_held_runs} run(s): the ratios are not valid`,
+      );
     }
     if (ref.generator_saturated_runs > 0) {
       notes.push(
@@ -179,9 +196,14 @@ export function generatorNotes(scenarios) {
   return notes;
 }
 
-/** Scenarios whose reference was driven by a saturated generator in any round: their ratios are not valid. */
+/**
+ * Scenarios whose reference was driven by a saturated generator, or (rate-matched) did not hold the offered rate,
+ * in any round: their ratios are not valid.
+ */
 export function saturatedScenarios(scenarios) {
-  return scenarios.filter((s) => s.rows[0]?.generator_saturated_runs > 0).map((s) => s.title);
+  return scenarios
+    .filter((s) => s.rows[0]?.generator_saturated_runs > 0 || s.rows[0]?.rate_not_held_runs > 0)
+    .map((s) => s.title);
 }
 
 export function writeReport(report, jsonPath, mdPath) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // pnpm bench [-- --quick | --check] [--pin split|same|none] [--unpinned] [--generators N] [--only REGEX]
-//            [--port-base N] [--out-dir DIR]
+//            [--rate N] [--port-base N] [--out-dir DIR]
 //
 // Runs every scenario against the C reference, the Node baseline and each built service in the same run, and
 // writes results/latest.{json,md} (--quick: results/latest-quick.*; --check: build/check.json, no timing claims).
@@ -15,7 +15,7 @@ import { waitForConntrackRoom } from './conntrack.mjs';
 import { runIdle, runLoadgen } from './loadgen.mjs';
 import { killAllOnExit } from './processes.mjs';
 import { generatorNotes, machineInfo, problemsOf, saturatedScenarios, summarize, writeReport } from './report.mjs';
-import { SCENARIOS } from './scenarios.mjs';
+import { CLOSED_LOOP_SLOTS, SCENARIOS } from './scenarios.mjs';
 import { openFilesLimit, startServer, stopServer, TARGETS } from './servers.mjs';
 
 const MODES = {
@@ -37,6 +37,7 @@ function parseCli() {
       pin: { type: 'string', default: 'split' },
       unpinned: { type: 'boolean', default: false },
       generators: { type: 'string', default: '1' },
+      rate: { type: 'string' },
       only: { type: 'string' },
       'port-base': { type: 'string', default: process.env.NET_BENCH_PORT_BASE ?? '21000' },
       'out-dir': { type: 'string' },
@@ -45,13 +46,15 @@ function parseCli() {
   const mode = values.check ? 'check' : values.quick ? 'quick' : 'full';
   const portBase = Number(values['port-base']);
   const generators = Number(values.generators);
+  const rate = values.rate === undefined ? undefined : Number(values.rate);
   if (
+    (rate !== undefined && !(Number.isFinite(rate) && rate >= 0 && rate <= 1e6)) ||
     !['split', 'same', 'none'].includes(values.pin) ||
     !(portBase >= 1024 && portBase + PORT_SPAN < 32768) ||
     !(Number.isInteger(generators) && generators >= 1 && generators <= 8)
   ) {
     console.error(
-      'usage: run.mjs [--quick|--check] [--pin split|same|none] [--unpinned] [--generators 1-8] [--only REGEX] [--port-base 1024-32727]',
+      'usage: run.mjs [--quick|--check] [--pin split|same|none] [--unpinned] [--generators 1-8] [--only REGEX] [--rate 0-1000000] [--port-base 1024-32727]',
     );
     process.exit(2);
   }
@@ -60,6 +63,7 @@ function parseCli() {
     pin: values.pin,
     unpinned: values.unpinned,
     generators,
+    rate,
     only: values.only ? new RegExp(values.only) : undefined,
     portBase,
     outDir: values['out-dir'],
@@ -112,6 +116,9 @@ async function main() {
       ...(cli.mode === 'check' && scenario.checkOptions ? scenario.checkOptions : scenario.options),
       // --check: short runs need few connections, so churn can afford FIN closes and test the half-close.
       ...(cli.mode === 'check' && scenario.options.maxNew ? { maxNew: 3000, fin: scenario.mode === 'tcp-churn' } : {}),
+      // Rate-matched scenarios: --rate overrides the offered rate (0: closed loop). --check makes no timing claim
+      // and runs closed loop.
+      ...(scenario.options.rate ? rateOptions(cli.mode === 'check' ? 0 : (cli.rate ?? scenario.options.rate)) : {}),
       duration: settings.duration,
       warmup: settings.warmup,
     };
@@ -168,7 +175,8 @@ async function main() {
   report.invalid = cli.mode === 'check' ? [] : saturatedScenarios(scenarios);
   const outDir = cli.outDir ?? (cli.mode === 'check' ? BUILD_DIR : join(BENCH_DIR, 'results'));
   mkdirSync(outDir, { recursive: true });
-  const base = cli.mode === 'full' ? 'latest' : cli.mode === 'quick' ? 'latest-quick' : 'check';
+  // A partial run (--only) must not overwrite the full run's results: it gets files of its own.
+  const base = `${cli.mode === 'full' ? 'latest' : cli.mode === 'quick' ? 'latest-quick' : 'check'}${cli.only ? '-only' : ''}`;
   writeReport(report, join(outDir, `${base}.json`), cli.mode === 'check' ? undefined : join(outDir, `${base}.md`));
   console.log(
     `wrote ${join(outDir, base)}.json${cli.mode === 'check' ? '' : ' and .md'} in ${report.elapsed_s.toFixed(0)} s`,
@@ -176,6 +184,14 @@ async function main() {
   if (report.invalid.length)
     console.log(`INVALID: the generator was saturated driving the reference in: ${report.invalid.join('; ')}`);
   return failed ? 1 : report.invalid.length ? 3 : 0;
+}
+
+/**
+ * A rate-matched scenario's generator options: the offered rate, or closed loop (rate 0) with 4 slots, as churn
+ * and daytime ran before they were rate-matched.
+ */
+function rateOptions(rate) {
+  return rate > 0 ? { rate } : { rate: undefined, conns: CLOSED_LOOP_SLOTS };
 }
 
 /**
@@ -238,7 +254,9 @@ function describe(scenario, r, mode) {
   if (mode === 'check') return `${r.total_msgs} verified, ${checks}`;
   if (scenario.mode === 'idle')
     return `${r.opened} open, +${((r.rss_per_conn ?? 0) / 1024).toFixed(1)} KiB RSS each, ${checks}`;
-  const rate = scenario.metric === 'mb_per_s' ? `${r.mb_per_s.toFixed(0)} MB/s` : `${Math.round(r.msgs_per_s)} /s`;
+  const offered = r.offered_per_s > 0 ? ` of ${Math.round(r.offered_per_s)} /s offered` : '';
+  const rate =
+    scenario.metric === 'mb_per_s' ? `${r.mb_per_s.toFixed(0)} MB/s` : `${Math.round(r.msgs_per_s)} /s${offered}`;
   const cpu = r.server_cpu_us_per_msg === undefined ? '' : `, server ${r.server_cpu_us_per_msg.toFixed(1)} µs/msg`;
   const p99 = r.lat_us ? `, p99 ${r.lat_us.p99} µs` : '';
   const gen =

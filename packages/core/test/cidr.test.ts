@@ -80,6 +80,47 @@ describe('cidrContains', () => {
     expect(cidrContains(parseCidrList('::ffff:10.0.0.0/104'), '11.1.2.3')).toBe(false);
   });
 
+  it('compares IPv4 peers exactly as the general path does: /32, /31, /1 and odd prefixes, both ends of a network', () => {
+    const odd = parseCidrList('198.51.100.7/32,203.0.113.128/25,0.0.0.0/1,192.0.2.64/26');
+    for (const [address, expected] of [
+      ['198.51.100.7', true],
+      ['198.51.100.6', false],
+      ['203.0.113.128', true],
+      ['203.0.113.255', true],
+      ['203.0.113.127', false],
+      ['127.255.255.255', true],
+      ['128.0.0.0', false],
+      ['192.0.2.64', true],
+      ['192.0.2.127', true],
+      ['192.0.2.128', false],
+      ['::ffff:203.0.113.200', true],
+      ['::ffff:203.0.113.1', false],
+    ] as const)
+      expect(cidrContains(odd, address), address).toBe(expected);
+  });
+
+  it('takes only what net.isIPv4 takes for a dotted quad: no leading zeros, parts 0-255, four parts', () => {
+    const all = parseCidrList('0.0.0.0/0');
+    for (const address of [
+      '127.0.0.01',
+      '127.0.0.256',
+      '127.0.0',
+      '127.0.0.1.2',
+      '127..0.1',
+      '1234.0.0.1',
+      ' 127.0.0.1',
+    ])
+      expect(cidrContains(all, address), address).toBe(false);
+    expect(cidrContains(all, '0.0.0.0')).toBe(true);
+    expect(cidrContains(all, '255.255.255.255')).toBe(true);
+  });
+
+  it('matches an IPv4 peer against a mapped network with a prefix shorter than the mapping (::/0, ::/80)', () => {
+    expect(cidrContains(parseCidrList('::/0'), '192.0.2.1')).toBe(true);
+    expect(cidrContains(parseCidrList('::/80'), '192.0.2.1')).toBe(true);
+    expect(cidrContains(parseCidrList('::/96'), '192.0.2.1')).toBe(false);
+  });
+
   it('matches everything with /0', () => {
     expect(cidrContains(parseCidrList('0.0.0.0/0'), '203.0.113.9')).toBe(true);
     expect(cidrContains(parseCidrList('::/0'), '2001:db8::1')).toBe(true);

@@ -85,3 +85,34 @@ describe('ConnectionTracker.replace', () => {
     await tracker.idle();
   });
 });
+
+describe('ConnectionTracker with connections that are not sockets (track/untrack)', () => {
+  it('counts them, waits for them in idle(), destroys them with destroyAll and observes their lifetime', async () => {
+    const m = metrics();
+    const tracker = new ConnectionTracker(m);
+    const destroyed: string[] = [];
+    const a = { destroy: () => destroyed.push('a') };
+    const b = { destroy: () => destroyed.push('b') };
+    tracker.track(a);
+    tracker.track(b);
+    expect(tracker.size).toBe(2);
+    expect(await m.render()).toMatch(/^net_connections_open 2$/m);
+    expect(await m.render()).toMatch(/^net_connections_total 2$/m);
+    let idle = false;
+    const waiting = tracker.idle().then(() => {
+      idle = true;
+    });
+    tracker.untrack(a);
+    tracker.untrack(a); // a second untrack changes nothing
+    await new Promise((r) => setImmediate(r));
+    expect(idle).toBe(false);
+    expect(tracker.size).toBe(1);
+    tracker.destroyAll();
+    expect(destroyed).toEqual(['b']);
+    tracker.untrack(b);
+    await waiting;
+    expect(idle).toBe(true);
+    expect(await m.render()).toMatch(/^net_connection_duration_seconds_count 2$/m);
+    expect(await m.render()).toMatch(/^net_connections_open 0$/m);
+  });
+});

@@ -162,6 +162,39 @@ describe('Metrics', () => {
     expect(text).toContain('net_connection_duration_seconds_bucket{le="0.1"} 0');
   });
 
+  it('a plain histogram renders exactly what prom-client renders for the same observations, bounds and beyond', async () => {
+    const values = [0, 0.0005, 0.001, 0.0010001, 0.01, 0.05, 0.1, 1, 9.99, 10, 59, 60, 600, 3599, 3600, 3601, 1e6];
+    const plain = metrics();
+    const reference = metrics();
+    const fast = plain.plainHistogram('net_connection_duration_seconds');
+    const slow = reference.histogram('net_connection_duration_seconds');
+    expect(samples(await plain.render(), 'net_connection_duration_seconds_count')).toEqual([
+      'net_connection_duration_seconds_count 0',
+    ]);
+    for (const v of values) {
+      fast.observe(v);
+      slow.observe(v);
+    }
+    const lines = (text: string) => text.split('\n').filter((l) => l.startsWith('net_connection_duration_seconds'));
+    expect(lines(await plain.render())).toEqual(lines(await reference.render()));
+    expect(lines(await plain.render())).toContain(`net_connection_duration_seconds_count ${values.length}`);
+    // Workers' registries aggregate as prom-client's own histograms do.
+    const json = await Promise.all([plain, reference].map((w) => w.registry.getMetricsAsJSON()));
+    expect(await AggregatorRegistry.aggregate(json).metrics()).toContain(
+      `net_connection_duration_seconds_count ${2 * values.length}`,
+    );
+  });
+
+  it('refuses a plain histogram for a metric that is not an unlabelled histogram, or is registered already', () => {
+    const m = metrics();
+    expect(() => m.plainHistogram('net_connections_total')).toThrow(/not an unlabelled histogram/);
+    m.histogram('net_connection_duration_seconds');
+    expect(() => m.plainHistogram('net_connection_duration_seconds')).toThrow(/already registered/);
+    const other = metrics();
+    other.plainHistogram('net_connection_duration_seconds');
+    expect(() => other.histogram('net_connection_duration_seconds')).toThrow(/observed through plainHistogram/);
+  });
+
   it('aggregates across workers: counters sum, net_build_info stays 1', async () => {
     const workers = [metrics(), metrics()];
     workers[0]?.counter('net_connections_total').inc(2);

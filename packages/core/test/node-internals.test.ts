@@ -5,6 +5,8 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   acceptOnListeningHandle,
+  acceptRawHandles,
+  closeRawHandle,
   DirectWriter,
   datagramHandle,
   EndOfInputHook,
@@ -13,12 +15,19 @@ import {
   hasHandle,
   NODE_INTERNALS_ENV,
   nodeInternalsAvailable,
+  RAW_READ_EOF,
+  type RawClientHandle,
+  type RawHandleEvents,
+  rawHandleUnsupported,
   readEnded,
+  readRawHandle,
+  shutdownRawHandle,
   takeOverSocket,
   tlsRawSocket,
   WRITE_DONE,
   WRITE_FAILED,
   WRITE_QUEUED,
+  writeLatin1ToRawHandle,
 } from '../src/sys/node-internals.js';
 
 /** A connected pair on 127.0.0.1: `server` is the accepted socket we write on directly, `client` its peer. */
@@ -327,5 +336,77 @@ describe('acceptOnListeningHandle', () => {
   it('refuses a server that is not listening (no handle), changing nothing', () => {
     const server = net.createServer();
     expect(acceptOnListeningHandle(server, {}, () => {})).toBe(false);
+  });
+});
+
+describe('raw accepted handles', () => {
+  /** Events of one raw connection, recorded in order; `closed` resolves once libuv is done with the handle. */
+  function recorder(): RawHandleEvents & { log: string[]; closed: Promise<void> } {
+    let done: () => void = () => {};
+    const closed = new Promise<void>((r) => {
+      done = r;
+    });
+    const log: string[] = [];
+    return {
+      log,
+      closed,
+      onRead: (bytes) => log.push(bytes === RAW_READ_EOF ? 'eof' : bytes > 0 ? `read ${bytes}` : `error ${bytes}`),
+      onQueuedWrite: (status) => log.push(`queued write ${status}`),
+      onShutdown: (status) => log.push(`shutdown ${status}`),
+      onClosed: () => {
+        log.push('closed');
+        done();
+      },
+    };
+  }
+
+  it('are usable on this Node line, and not where NET_NODE_INTERNALS=off says no', () => {
+    expect(rawHandleUnsupported({})).toBeUndefined();
+    expect(rawHandleUnsupported({ [NODE_INTERNALS_ENV]: 'off' })).toMatch(/NET_NODE_INTERNALS=off/);
+  });
+
+  it('answer without a net.Socket: the line and our FIN reach the client, its input and FIN are read, then close', async () => {
+    const server = net.createServer(() => {
+      throw new Error("a raw handle must never become a 'connection'");
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const events = recorder();
+    const accepted = new Promise<RawClientHandle>((resolve, reject) => {
+      const taken = acceptRawHandles(server, resolve, (errno) => reject(new Error(`accept failed: ${errno}`)));
+      expect(taken).toBe(true);
+    });
+    const client = net.connect({
+      port: (server.address() as net.AddressInfo).port,
+      host: '127.0.0.1',
+      allowHalfOpen: true,
+    });
+    try {
+      const handle = await accepted;
+      expect(readRawHandle(handle, events)).toBe(0);
+      expect(writeLatin1ToRawHandle(handle, 'Sunday, December 6, 2026 22:00:00-UTC\r\n')).toBe(0);
+      expect(shutdownRawHandle(handle)).toBe(0);
+      const chunks: Buffer[] = [];
+      client.on('data', (d: Buffer) => chunks.push(d));
+      await once(client, 'end');
+      expect(Buffer.concat(chunks).toString('latin1')).toBe('Sunday, December 6, 2026 22:00:00-UTC\r\n');
+      client.end('bye');
+      for (let i = 0; i < 100 && !events.log.includes('eof'); i++) await new Promise((r) => setTimeout(r, 10));
+      closeRawHandle(handle);
+      await events.closed;
+      expect(events.log).toEqual(['shutdown 0', 'read 3', 'eof', 'closed']);
+    } finally {
+      client.destroy();
+      server.close();
+    }
+  });
+
+  it('refuse a server that is not listening (no handle), changing nothing', () => {
+    expect(
+      acceptRawHandles(
+        net.createServer(),
+        () => {},
+        () => {},
+      ),
+    ).toBe(false);
   });
 });

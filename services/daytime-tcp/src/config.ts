@@ -62,6 +62,12 @@ export const serveOptions = {
     description:
       'After the answer, how long the client may take to close (its input is read and discarded) before the connection is destroyed',
   }),
+  io: option({
+    type: oneOf(['auto', 'stream'] as const),
+    default: 'auto',
+    description:
+      'How TCP connections are answered: auto (on the accepted libuv handle through Node internals, without a net.Socket each; net.Socket where this Node lacks them), stream (a net.Socket each)',
+  }),
   udp: option({
     type: boolean(),
     default: false,

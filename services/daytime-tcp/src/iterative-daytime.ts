@@ -21,8 +21,16 @@
  * `closeTimeout` (a server that only calls end() leaks half-closed sockets; docs/measurements.md §6).
  */
 import type net from 'node:net';
-import { type ConnectionTracker, EndOfInputHook, type Logger, type Metrics, nodeInternalsAvailable } from '@net/core';
+import {
+  type ConnectionTracker,
+  EndOfInputHook,
+  type Logger,
+  type Metrics,
+  nodeInternalsAvailable,
+  type RawClientHandle,
+} from '@net/core';
 import { type DaytimeFormat, formatDaytime } from './format.js';
+import { HandleClient, type ListenerCount } from './handle-client.js';
 
 /** Settings of {@link IterativeDaytime}. */
 export interface IterativeDaytimeOptions {
@@ -50,6 +58,8 @@ type DaytimeSocket = net.Socket & {
   [kOwner]: IterativeDaytime;
   [kDeadline]?: number | undefined;
 };
+/** A connection of the loop: a socket (the stream path), or a handle answered directly (handle-client.ts). */
+type Client = DaytimeSocket | (HandleClient & { [kDeadline]?: number | undefined });
 
 /**
  * Both timeouts are enforced by one sweep that ticks this many times per the shorter timeout, instead of a timer
@@ -107,10 +117,10 @@ export class IterativeDaytime {
   #lineSecond = Number.NaN;
   #lineText = '';
   /** FIFO of sockets waiting for their turn: an array with a moving head, so taking the next one is O(1). */
-  #queue: (DaytimeSocket | undefined)[] = [];
+  #queue: (Client | undefined)[] = [];
   #head = 0;
   /** The socket whose turn it is, and the sweep tick at which its --write-timeout is over. */
-  #current: DaytimeSocket | undefined;
+  #current: Client | undefined;
   #currentDeadline = 0;
   /** Length of the line the current turn writes. */
   #currentBytes = 0;
@@ -133,7 +143,7 @@ export class IterativeDaytime {
   #tick = 0;
   readonly #writeTicks: number;
   readonly #closeTicks: number;
-  readonly #lingering = new Set<DaytimeSocket>();
+  readonly #lingering = new Set<Client>();
 
   constructor(options: IterativeDaytimeOptions) {
     this.#options = options;
@@ -179,6 +189,24 @@ export class IterativeDaytime {
     if (this.#current === undefined) this.#run();
   }
 
+  /**
+   * Takes a freshly accepted handle (@net/core acceptRawHandles): the same as {@link accept} without a
+   * `net.Socket`. `listener` counts the open connections of the listener it came from.
+   */
+  acceptHandle(handle: RawClientHandle, listener: ListenerCount): void {
+    const client = new HandleClient(handle, this, listener);
+    this.#options.connections.track(client);
+    if (client.destroyed) return; // reading could not start: counted as an error, closing
+    if (this.pending >= this.#options.maxPending) {
+      this.#rejected.inc({ reason: 'pending_queue_full' });
+      this.#warnQueueFull();
+      client.destroy();
+      return;
+    }
+    this.#queue.push(client);
+    if (this.#current === undefined) this.#run();
+  }
+
   /** Resolves once no connection waits for its answer. */
   idle(): Promise<void> {
     if (this.#current === undefined && this.pending === 0) return Promise.resolve();
@@ -212,7 +240,7 @@ export class IterativeDaytime {
     for (const w of waiters) w();
   }
 
-  #next(): DaytimeSocket | undefined {
+  #next(): Client | undefined {
     if (this.#head >= this.#queue.length) return undefined;
     const socket = this.#queue[this.#head];
     this.#queue[this.#head++] = undefined; // let the socket be collected once it closes
@@ -248,20 +276,22 @@ export class IterativeDaytime {
   }
 
   /** @internal The socket's 'finish': its answer is with the kernel. Gives the client --close-timeout to close. */
-  answered(socket: DaytimeSocket): void {
+  answered(socket: Client): void {
     this.#requests++;
     this.#sentBytes += this.#currentBytes;
     if (!socket.destroyed) {
       socket[kDeadline] = this.#tick + this.#closeTicks;
       this.#lingering.add(socket);
       if (this.#sweeper === undefined) this.#startSweep();
-      lingerHook?.install(socket);
+      // A handle connection ends quietly on a reset by itself (handle-client.ts); a socket's handle is hooked.
+      if (!(socket instanceof HandleClient)) lingerHook?.install(socket);
     }
     if (socket === this.#current) this.#endTurn();
   }
 
   /** @internal The socket's 'close'. */
-  closed(socket: DaytimeSocket): void {
+  closed(socket: Client): void {
+    if (socket instanceof HandleClient) this.#options.connections.untrack(socket);
     if (socket[kDeadline] !== undefined) {
       socket[kDeadline] = undefined;
       this.#lingering.delete(socket);

@@ -5,12 +5,16 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import {
   AccessDeniedError,
+  acceptRawHandles,
   boundEndpoint,
+  closeRawHandle,
   defineClientCommand,
   defineService,
   formatEndpoint,
   listen,
   ReflectionGuard,
+  rawHandleUnsupported,
+  systemError,
 } from '@net/core';
 import { runClient } from './client.js';
 import { clientOptions, DAYTIME_PORT, DEFAULT_PORT, serveOptions } from './config.js';
@@ -47,6 +51,11 @@ export const service = defineService({
     const acceptErrors = metrics.counter('net_accept_errors_total');
     let lastDropWarning = 0;
     let lastAcceptWarning = 0;
+    // Answer on the accepted handles, without a net.Socket each (@net/core's raw handles), where this Node allows it.
+    // --io stream, or a Node without those internals (then said once): a net.Socket per connection.
+    const unsupported = config.io === 'stream' ? 'io' : rawHandleUnsupported();
+    if (unsupported !== undefined && unsupported !== 'io')
+      log.warn({ reason: unsupported }, 'answering through net.Socket: the handle path is not available here');
 
     const servers: net.Server[] = [];
     const udp: UdpDaytime[] = [];
@@ -67,7 +76,8 @@ export const service = defineService({
         const server = net.createServer({ allowHalfOpen: true });
         server.maxConnections = ctx.limits.maxConnections;
         server.on('connection', (socket) => answerer.accept(socket));
-        // Past maxConnections Node closes the new socket at once and emits 'drop' (Node >= 18.6).
+        // Past maxConnections Node closes the new socket at once and emits 'drop' (Node >= 18.6); the handle path
+        // below does the same.
         server.on('drop', () => {
           rejected.inc({ reason: 'max_connections' });
           const now = performance.now();
@@ -92,6 +102,21 @@ export const service = defineService({
             log.error({ err }, 'accept failed (logged at most once per 10 s; see net_accept_errors_total)');
           }
         });
+        if (unsupported === undefined) {
+          const listener = { open: 0 };
+          acceptRawHandles(
+            server,
+            (handle) => {
+              if (server.maxConnections && listener.open >= server.maxConnections) {
+                closeRawHandle(handle);
+                server.emit('drop');
+                return;
+              }
+              answerer.acceptHandle(handle, listener);
+            },
+            (errno) => server.emit('error', systemError(errno, 'accept')),
+          );
+        }
         servers.push(server);
         const bound = boundEndpoint(server);
         endpoints.push(formatEndpoint(bound));

@@ -55,6 +55,15 @@ export function parseCidrList(text: string, setting = 'CIDR'): Cidr[] {
 /** True when `address` (as `socket.remoteAddress` gives it; zone ids ignored) lies in one of the networks. */
 export function cidrContains(list: readonly Cidr[], address: string | undefined): boolean {
   if (address === undefined) return false;
+  // An IPv4 peer (the usual case, once per connection on a PROXY listener or with a source policy): compared as a
+  // number, without the five Buffers the general path below builds (ipToBytes, mapV4, maskBytes per network):
+  // those were 4 % of echo-tcp's samples in PROXY connection churn (bench:profile).
+  const quad = ipv4Number(address);
+  if (quad >= 0) {
+    for (const cidr of list)
+      if (cidr.family === 4 ? inV4Network(quad, cidr) : inV6NetworkMapped(quad, cidr)) return true;
+    return false;
+  }
   const bytes = ipToBytes(address.split('%')[0] ?? '');
   if (!bytes) return false;
   const v4 = bytes.length === 4 ? bytes : isMappedV4(bytes) ? bytes.subarray(12) : undefined;
@@ -64,6 +73,51 @@ export function cidrContains(list: readonly Cidr[], address: string | undefined)
     if (candidate && maskBytes(candidate, cidr.prefix).equals(cidr.network)) return true;
   }
   return false;
+}
+
+/**
+ * A dotted quad, alone or after `::ffff:` (how a dual-stack listener reports an IPv4 peer, RFC 4291 §2.5.5.2), as an
+ * unsigned 32-bit number; -1 for anything else (the caller then takes the general path). As strict as
+ * `net.isIPv4`: four decimal parts of 0-255, no leading zeros.
+ */
+function ipv4Number(address: string): number {
+  let i = address.startsWith('::ffff:') ? 7 : 0;
+  let value = 0;
+  for (let part = 0; part < 4; part++) {
+    if (part > 0) {
+      if (address.charCodeAt(i) !== 0x2e /* . */) return -1;
+      i++;
+    }
+    const start = i;
+    let n = 0;
+    for (let digit = address.charCodeAt(i) - 0x30; digit >= 0 && digit <= 9; digit = address.charCodeAt(i) - 0x30) {
+      n = n * 10 + digit;
+      if (++i - start > 3) return -1;
+    }
+    if (i === start || n > 255 || (i - start > 1 && address.charCodeAt(start) === 0x30)) return -1;
+    value = value * 256 + n;
+  }
+  return i === address.length ? value : -1;
+}
+
+/** Whether the IPv4 address `v4` (a number) lies in the IPv4 network `cidr`. */
+function inV4Network(v4: number, cidr: Cidr): boolean {
+  const n = cidr.network;
+  const network = ((n[0] ?? 0) * 0x1000000 + (n[1] ?? 0) * 0x10000 + (n[2] ?? 0) * 0x100 + (n[3] ?? 0)) >>> 0;
+  const mask = cidr.prefix === 0 ? 0 : (0xffffffff << (32 - cidr.prefix)) >>> 0;
+  return (v4 & mask) >>> 0 === network;
+}
+
+/** Whether `v4` in its mapped form `::ffff:a.b.c.d` lies in the IPv6 network `cidr`, byte by byte. */
+function inV6NetworkMapped(v4: number, cidr: Cidr): boolean {
+  for (let i = 0; i < 16; i++) {
+    const bits = Math.max(0, Math.min(8, cidr.prefix - i * 8));
+    if (bits === 0) return true;
+    const byte = i < 10 ? 0 : i < 12 ? 0xff : (v4 >>> (8 * (15 - i))) & 0xff;
+    const mask = (0xff << (8 - bits)) & 0xff;
+    if ((byte & mask) !== (cidr.network[i] ?? 0)) return false;
+  }
+  return true;
 }
 
 /** The 4 or 16 bytes of an IPv4 or IPv6 address literal, or undefined if it is not one. */

@@ -4,8 +4,7 @@
  * their sockets here: one Set, O(1) add and delete, and a promise that resolves when the last one closes.
  */
 import type { Socket } from 'node:net';
-import type { Histogram } from 'prom-client';
-import type { Metrics } from './metrics.js';
+import type { Metrics, PlainHistogram } from './metrics.js';
 
 // Per-connection state hangs on the socket under a symbol and one module-level 'close' listener serves every
 // socket: no closure per connection. Measured by the echo-tcp churn benchmark: a closure, `once` and two
@@ -17,6 +16,18 @@ interface Tracked {
 }
 type TrackedSocket = Socket & { [kTracked]?: Tracked };
 
+/**
+ * A connection that is not a `net.Socket` (a service answering on the accepted libuv handle, as daytime-tcp does):
+ * it tells the tracker itself when it has closed ({@link ConnectionTracker.untrack}). The tracker keeps its opening
+ * time on it.
+ */
+export interface HandleConnection {
+  /** Closes it at once (the end of the drain period). */
+  destroy(): void;
+  /** @internal Set by the tracker. */
+  trackedSince?: number;
+}
+
 function trackedSocketOnClose(this: TrackedSocket): void {
   const state = this[kTracked];
   if (state) state.tracker.closed(this, state.opened);
@@ -24,12 +35,13 @@ function trackedSocketOnClose(this: TrackedSocket): void {
 
 export class ConnectionTracker {
   readonly #open = new Set<Socket>();
+  readonly #handles = new Set<HandleConnection>();
   #idleWaiters: (() => void)[] = [];
   readonly #metrics: Metrics | undefined;
   #registered = false;
   /** Accepted connections, read by prom-client at scrape time (a plain add per connection). */
   #total = 0;
-  #duration: Histogram<string> | undefined;
+  #duration: PlainHistogram | undefined;
 
   /**
    * @param options.eager register `net_connections_open`, `net_connections_total` and
@@ -45,14 +57,15 @@ export class ConnectionTracker {
     const metrics = this.#metrics;
     if (!metrics || this.#registered) return;
     this.#registered = true;
-    metrics.collect('net_connections_open', () => this.#open.size);
+    metrics.collect('net_connections_open', () => this.size);
     metrics.collect('net_connections_total', () => this.#total);
-    this.#duration = metrics.histogram('net_connection_duration_seconds');
+    // Observed once per connection: plain numbers, handed to prom-client at scrape time.
+    this.#duration = metrics.plainHistogram('net_connection_duration_seconds');
   }
 
   /** Number of open connections. */
   get size(): number {
-    return this.#open.size;
+    return this.#open.size + this.#handles.size;
   }
 
   /** Tracks a socket until it closes; counts it and observes its lifetime when it does. */
@@ -62,6 +75,21 @@ export class ConnectionTracker {
     this.#total++;
     (socket as TrackedSocket)[kTracked] = { tracker: this, opened: performance.now() };
     socket.on('close', trackedSocketOnClose);
+  }
+
+  /** Tracks a connection that is not a socket until {@link untrack}; counts it. */
+  track(connection: HandleConnection): void {
+    if (!this.#registered) this.#register();
+    this.#handles.add(connection);
+    this.#total++;
+    connection.trackedSince = performance.now();
+  }
+
+  /** A connection given to {@link track} has closed: observes its lifetime. */
+  untrack(connection: HandleConnection): void {
+    if (!this.#handles.delete(connection)) return;
+    this.#duration?.observe((performance.now() - (connection.trackedSince ?? 0)) / 1000);
+    this.#idleIfEmpty();
   }
 
   /**
@@ -86,20 +114,23 @@ export class ConnectionTracker {
   closed(socket: Socket, opened: number): void {
     if (!this.#open.delete(socket)) return;
     this.#duration?.observe((performance.now() - opened) / 1000);
-    if (this.#open.size === 0) {
-      const waiters = this.#idleWaiters;
-      this.#idleWaiters = [];
-      for (const w of waiters) w();
-    }
+    this.#idleIfEmpty();
+  }
+
+  #idleIfEmpty(): void {
+    if (this.size !== 0) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** Resolves once no connection is open. */
   idle(): Promise<void> {
-    if (this.#open.size === 0) return Promise.resolve();
+    if (this.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  /** Calls `fn` on every open socket (e.g. to half-close them at the start of a drain). */
+  /** Calls `fn` on every open socket (e.g. to half-close them at the start of a drain); not on tracked handles. */
   forEach(fn: (socket: Socket) => void): void {
     for (const s of this.#open) fn(s);
   }
@@ -107,5 +138,6 @@ export class ConnectionTracker {
   /** Destroys every open socket (end of the drain period). */
   destroyAll(): void {
     for (const s of this.#open) s.destroy();
+    for (const c of this.#handles) c.destroy();
   }
 }

@@ -111,6 +111,8 @@ export type LabelName<N extends MetricName> = (typeof METRICS)[N]['labels'][numb
 export class Metrics {
   readonly registry: client.Registry;
   readonly #made = new Map<MetricName, client.Metric<string>>();
+  /** Histograms observed through {@link plainHistogram}: prom-client's observe() on them would be overwritten. */
+  readonly #plain = new Set<MetricName>();
 
   constructor(options: {
     service: string;
@@ -175,6 +177,7 @@ export class Metrics {
 
   /** The named histogram, registered on first use. */
   histogram<N extends MetricName>(name: N): client.Histogram<string> {
+    if (this.#plain.has(name)) throw new TypeError(`metric ${name} is observed through plainHistogram()`);
     return this.#get(name, 'histogram') as client.Histogram<string>;
   }
 
@@ -196,6 +199,26 @@ export class Metrics {
         this.inc(value);
       }
     });
+  }
+
+  /**
+   * The named histogram (unlabelled), observed in plain numbers on the hot path and handed to prom-client at scrape
+   * time: prom-client's `observe()` builds a closure and a label object, validates and hashes the labels, per call
+   * (2-4 % of the server's samples in connection churn and daytime, once per connection, `bench:profile`). The
+   * exposition is prom-client's own, byte for byte (test/metrics.test.ts compares the two).
+   * @throws {TypeError} when the metric was already registered, is not a histogram, or has labels.
+   */
+  plainHistogram(name: MetricName): PlainHistogram {
+    if (this.#made.has(name)) throw new TypeError(`metric ${name} is already registered`);
+    const d: Declared = METRICS[name];
+    if (d.kind !== 'histogram' || d.labels.length > 0)
+      throw new TypeError(`metric ${name} is not an unlabelled histogram`);
+    const plain = new PlainHistogram(d.buckets ?? []);
+    this.#plain.add(name);
+    this.#get(name, 'histogram', function (this: client.Histogram<string>) {
+      plain.writeInto(this);
+    });
+    return plain;
   }
 
   /** The Prometheus text exposition of every registered metric. */
@@ -228,5 +251,47 @@ export class Metrics {
           : new client.Histogram({ ...config, ...(d.buckets ? { buckets: [...d.buckets] } : {}) });
     this.#made.set(name, metric);
     return metric;
+  }
+}
+
+/** prom-client 15's per-label-set state of a histogram (lib/histogram.js createBaseValues), keyed by label hash. */
+interface HistogramValues {
+  labels: Record<string, never>;
+  bucketValues: Record<string, number>;
+  sum: number;
+  count: number;
+}
+
+/** See {@link Metrics.plainHistogram}: counts per bucket, sum and count as plain numbers. */
+export class PlainHistogram {
+  readonly #bounds: readonly number[];
+  /** Observations per bucket (not cumulative); the last one is +Inf. */
+  readonly #counts: Float64Array;
+  #sum = 0;
+  #count = 0;
+
+  constructor(bounds: readonly number[]) {
+    this.#bounds = [...bounds].sort((a, b) => a - b);
+    this.#counts = new Float64Array(this.#bounds.length + 1);
+  }
+
+  observe(value: number): void {
+    const bounds = this.#bounds;
+    let i = 0;
+    while (i < bounds.length && value > (bounds[i] as number)) i++;
+    this.#counts[i] = (this.#counts[i] as number) + 1;
+    this.#sum += value;
+    this.#count++;
+  }
+
+  /**
+   * @internal Sets prom-client's state of the unlabelled series to these counts, as its observe() would have left
+   * it (the `''` entry of `hashMap`: label hash of no labels; bucket values per upper bound, not cumulative).
+   */
+  writeInto(histogram: client.Histogram<string>): void {
+    const bucketValues: Record<string, number> = {};
+    for (let i = 0; i < this.#bounds.length; i++) bucketValues[String(this.#bounds[i])] = this.#counts[i] as number;
+    const values: HistogramValues = { labels: {}, bucketValues, sum: this.#sum, count: this.#count };
+    (histogram as unknown as { hashMap: Record<string, HistogramValues> }).hashMap = { '': values };
   }
 }

@@ -469,3 +469,172 @@ function onWriteComplete(this: DirectWriteRequest, status: number): void {
   this.handle = null;
   this.done(owner, buffer === null ? 0 : buffer.length, status);
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Raw accepted handles: a connection answered on its libuv TCP handle, with no net.Socket at all
+
+/**
+ * A connection answered on the accepted handle itself, below `net.Socket`: the listening handle's
+ * `onconnection(err, clientHandle)`, then on the client handle `writeLatin1String(req, text)`, `shutdown(req)`,
+ * `readStart()`, `onread` and `close(callback)`, as lib/net.js drives them, with `WriteWrap`, `ShutdownWrap` and
+ * `streamBaseState` from the stream binding. For services whose connection is a few calls (daytime: accept, one
+ * write, FIN, read to the client's close), where the Socket (a Duplex with both stream states, its listeners and
+ * events) is most of the JavaScript cost per connection. The system calls stay libuv's.
+ */
+
+/** What a raw handle's owner is told; one object per connection, no closure per event. */
+export interface RawHandleEvents {
+  /** n > 0 bytes read (and dropped), {@link RAW_READ_EOF} at the peer's FIN, or a negative errno (a reset...). */
+  onRead(bytes: number): void;
+  /** A write that libuv had to queue completed: 0, or a negative errno. */
+  onQueuedWrite(status: number): void;
+  /** Our FIN went out after every write (uv_shutdown): 0, or a negative errno. */
+  onShutdown(status: number): void;
+  /** libuv is done with the handle. */
+  onClosed(): void;
+}
+
+/** The events object a raw handle or its pending request reports to. */
+const kRawEvents: unique symbol = Symbol('net.nodeInternals.rawEvents');
+
+/** An accepted TCP handle, opaque to its owner: only the functions below use it. */
+export interface RawClientHandle {
+  readonly [kRawEvents]?: RawHandleEvents | undefined;
+}
+
+interface RawHandle {
+  writeLatin1String(req: RawRequest, text: string): number;
+  shutdown(req: RawRequest): number;
+  readStart(): number;
+  close(callback?: () => void): void;
+  onread: (this: RawHandle) => void;
+  [kRawEvents]?: RawHandleEvents | undefined;
+}
+
+interface RawRequest {
+  oncomplete: (this: RawRequest, status: number) => void;
+  handle: unknown;
+  [kRawEvents]?: RawHandleEvents | undefined;
+}
+
+/** libuv's UV_EOF, as {@link RawHandleEvents.onRead} reports the peer's FIN. */
+export const RAW_READ_EOF = UV_EOF;
+
+type ShutdownWrapClass = new () => RawRequest;
+
+function shutdownWrap(): ShutdownWrapClass | undefined {
+  const b = binding() as (StreamBinding & { ShutdownWrap?: unknown }) | undefined;
+  return typeof b?.ShutdownWrap === 'function' ? (b.ShutdownWrap as ShutdownWrapClass) : undefined;
+}
+
+/**
+ * Undefined when raw handles can be used here (the fence's answer, plus `ShutdownWrap`, `writeLatin1String`,
+ * `shutdown` and `close` on TCP handles); else why not, for the caller's one warning before it keeps net.Socket.
+ */
+export function rawHandleUnsupported(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const answer = nodeInternalsAvailable(env);
+  if (!answer.available) return answer.reason;
+  if (shutdownWrap() === undefined) return "process.binding('stream_wrap') has no ShutdownWrap";
+  let proto: Record<string, unknown> | undefined;
+  try {
+    proto = (process as unknown as { binding(name: string): TcpBinding }).binding('tcp_wrap').TCP?.prototype;
+  } catch {
+    return "process.binding('tcp_wrap') is not available";
+  }
+  const missing = ['writeLatin1String', 'shutdown', 'readStart', 'close'].filter(
+    (name) => typeof proto?.[name] !== 'function',
+  );
+  return missing.length > 0 ? `TCP handles have no ${missing.join(', ')}` : undefined;
+}
+
+/**
+ * Takes `server`'s accepted handles before Node wraps them in a `net.Socket`: `onHandle(handle)` for each, or
+ * `onError(errno)` for a failed accept (libuv keeps listening). Returns false, changing nothing, when the listening
+ * handle does not look like Node 20-26's (the caller keeps its 'connection' listener then). Node's `maxConnections`
+ * check and connection count are bypassed: the caller counts.
+ */
+export function acceptRawHandles(
+  server: Server,
+  onHandle: (handle: RawClientHandle) => void,
+  onError: (errno: number) => void,
+): boolean {
+  const listening = (server as unknown as { _handle: { onconnection?: unknown } | null })._handle;
+  if (listening === null || typeof listening.onconnection !== 'function') return false;
+  listening.onconnection = (err: number, handle: RawClientHandle) => {
+    if (err !== 0 && err !== undefined) onError(err);
+    else onHandle(handle);
+  };
+  return true;
+}
+
+function onRawRead(this: RawHandle): void {
+  const b = binding() as StreamBinding;
+  this[kRawEvents]?.onRead(b.streamBaseState[b.kReadBytesOrError] as number);
+}
+
+/** Tells `events` what happens on `handle` from now on, and starts reading. Returns 0 or a negative errno. */
+export function readRawHandle(handle: RawClientHandle, events: RawHandleEvents): number {
+  const raw = handle as RawHandle;
+  raw[kRawEvents] = events;
+  raw.onread = onRawRead;
+  return raw.readStart();
+}
+
+/** One write request for the writes that complete at once: libuv never keeps a request then. */
+let spareRawWrite: RawRequest | undefined;
+
+function onRawWriteComplete(this: RawRequest, status: number): void {
+  const events = this[kRawEvents];
+  this[kRawEvents] = undefined;
+  this.handle = null;
+  events?.onQueuedWrite(status);
+}
+
+/**
+ * Writes `text` (latin1) on the handle: 0 when the kernel took it at once, 1 when libuv queued it (then
+ * `onQueuedWrite` tells when it completes), or a negative errno.
+ */
+export function writeLatin1ToRawHandle(handle: RawClientHandle, text: string): number {
+  const raw = handle as RawHandle;
+  const b = binding() as StreamBinding;
+  const req = spareRawWrite ?? (new b.WriteWrap() as unknown as RawRequest);
+  spareRawWrite = undefined;
+  req.oncomplete = onRawWriteComplete;
+  const err = raw.writeLatin1String(req, text);
+  if (err !== 0) return err; // the request went to libuv and was disposed of: not reused
+  if (b.streamBaseState[b.kLastWriteWasAsync] === 0) {
+    spareRawWrite = req;
+    return 0;
+  }
+  req.handle = raw;
+  req[kRawEvents] = raw[kRawEvents];
+  return 1;
+}
+
+function onRawShutdownComplete(this: RawRequest, status: number): void {
+  const events = this[kRawEvents];
+  this[kRawEvents] = undefined;
+  this.handle = null;
+  events?.onShutdown(status);
+}
+
+/** Sends our FIN once every queued write is out (uv_shutdown). Returns 0, or a negative errno. */
+export function shutdownRawHandle(handle: RawClientHandle): number {
+  const raw = handle as RawHandle;
+  const req = new (shutdownWrap() as ShutdownWrapClass)();
+  req.oncomplete = onRawShutdownComplete;
+  req.handle = raw;
+  req[kRawEvents] = raw[kRawEvents];
+  return raw.shutdown(req);
+}
+
+function onRawHandleClosed(this: RawHandle): void {
+  const events = this[kRawEvents];
+  this[kRawEvents] = undefined; // (onread stays: Node only accepts a function there)
+  events?.onClosed();
+}
+
+/** Closes the handle (close(2): a FIN, or a reset when unread input is left); `onClosed` once libuv is done. */
+export function closeRawHandle(handle: RawClientHandle): void {
+  (handle as RawHandle).close(onRawHandleClosed);
+}
