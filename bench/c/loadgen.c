@@ -18,7 +18,9 @@
  * -b NSRC binds connections to source addresses 127.0.0.2 .. 127.0.0.(1+NSRC): each source address has its own
  *    ephemeral port range, and the machine's other users of 127.0.0.1's range are left alone (docs/measurements.md §8).
  *
- * -r RATE (tcp-churn, daytime) paces new connections open loop at RATE per second (all threads together):
+ * -r RATE (tcp-churn, daytime, tcp-pingpong) paces open loop at RATE per second (all threads together). Churn and
+ *    daytime pace new connections, ping-pong pace messages: message k is due at k / RATE and goes out on a
+ *    connection whose last echo is back (the CONNS connections are the slots). Churn and daytime in detail:
  *    connection k is due at k / RATE after the start, whatever the server's answers do, and starts then if one of
  *    the CONNS slots is free, else as soon as one frees (the schedule is not reset: a server that falls behind
  *    shows as a rate below RATE). Without -r each slot reconnects as soon as its answer is in (closed loop), which
@@ -362,6 +364,11 @@ static void pp_read(struct thread *th, struct conn *c) {
   completed(th, c, (uint64_t)O.size);
   c->msgno++;
   if (O.mode == M_IDLE || !running(th)) { c->state = C_DONE; return; }
+  if (O.rate > 0) { /* -r: the connection waits for the schedule (pace) */
+    c->state = C_READY;
+    th->free_slots[th->nfree++] = (int)(c - th->conns);
+    return;
+  }
   pp_start(th, c);
 }
 
@@ -435,6 +442,12 @@ static void slot_restart(struct thread *th, struct conn *c) {
    (its due time stays: the schedule is open loop, so a server that cannot keep up shows as a lower rate). */
 static void pace(struct thread *th) {
   while (th->nfree > 0 && th->next_due <= th->now) {
+    if (O.mode == M_PINGPONG) { /* the next message, on an open connection whose echo is back */
+      if (!running(th)) return;
+      th->next_due += th->interval_ns;
+      pp_start(th, &th->conns[th->free_slots[--th->nfree]]);
+      continue;
+    }
     if (!may_open(th)) return;
     struct conn *c = &th->conns[th->free_slots[--th->nfree]];
     th->next_due += th->interval_ns;
@@ -638,6 +651,10 @@ static void poll_once(struct thread *th, uint64_t deadline) {
     uint64_t until = th->nfree > 0 && th->next_due < deadline ? th->next_due : deadline;
     uint64_t wait = until > before ? until - before : 0;
     if (wait > 10000000ull) wait = 10000000ull;
+    /* Ping-pong: messages are due every few microseconds; waking for each one cost the generator more than the
+       messages did (94 % busy at 50,000/s against C, where closed loop it sustained 85,000/s). Due messages are
+       sent together at most every 100 us instead: the schedule is kept (next_due is not reset), so the rate is. */
+    if (O.mode == M_PINGPONG && wait < 100000ull) wait = 100000ull;
     struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)wait};
     n = epoll_pwait2(th->ep, evs, 256, &ts, NULL);
   } else {
@@ -690,7 +707,11 @@ static void start(struct thread *th) {
   for (int i = 0; i < th->nconns; i++) {
     struct conn *c = &th->conns[i];
     switch (O.mode) {
-    case M_PINGPONG: if (c->state == C_READY) pp_start(th, c); break;
+    case M_PINGPONG:
+      if (c->state != C_READY) break;
+      if (O.rate > 0) th->free_slots[th->nfree++] = i; /* -r: every open connection is a free slot */
+      else pp_start(th, c);
+      break;
     case M_STREAM: if (c->state == C_READY) { c->state = C_ACTIVE; stream_write(th, c); } break;
     case M_CHURN: case M_DAYTIME: c->fd = -1; slot_restart(th, c); break; /* -r: frees the slot for pace() */
     case M_UDP: for (int s = 0; s < O.inflight; s++) udp_send(th, c, s); break;
@@ -783,7 +804,7 @@ int main(int argc, char **argv) {
     usage();
   if (O.mode == M_UDP && (O.size < UDP_HDR || O.size > 65507)) usage();
   if (O.proxy && (O.mode == M_UDP || O.mode == M_DAYTIME)) usage();
-  if (O.rate < 0 || O.rate > 1e6 || (O.rate > 0 && O.mode != M_CHURN && O.mode != M_DAYTIME)) usage();
+  if (O.rate < 0 || O.rate > 1e6 || (O.rate > 0 && O.mode != M_CHURN && O.mode != M_DAYTIME && O.mode != M_PINGPONG)) usage();
   if (O.threads > O.conns) O.threads = O.conns;
   server = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)O.port)};
   if (inet_pton(AF_INET, O.host, &server.sin_addr) != 1 || (ntohl(server.sin_addr.s_addr) >> 24) != 127) {

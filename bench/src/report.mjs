@@ -80,8 +80,9 @@ export function summarize(scenario, samplesByTarget, targets) {
   return {
     id: scenario.id,
     title: scenario.title,
-    // Rate-matched (churn, daytime): every target was offered the same connection rate; the figure to compare
-    // is the server CPU per connection, the rates' ratio is 1 by design when both held it.
+    // Rate-matched (churn, daytime, ping-pong x500): every target was offered the same rate of connections or
+    // messages; the figure to compare is the server CPU per connection or message, the rates' ratio is 1 by design
+    // when both held it.
     offered_per_s: ref.offered_per_s,
     metric,
     unit: scenario.unit ?? METRICS[metric].unit,
@@ -119,7 +120,7 @@ export function renderMarkdown(report) {
     `- Generator: ${report.generators ?? 1} process(es) per measurement on the generator's cores; "Generator busy %" is, of the time the generator had a core, the share it worked instead of waiting for the server (schedstat); 90 % or more while the server used less than 90 % of a core: saturated, the figure is a lower bound`,
     ...(report.scenarios.some((s) => s.offered_per_s)
       ? [
-          '- Rate-matched scenarios ("offered"): the generator opens connections open loop at the same rate for the reference and every target (`loadgen -r`), below what it sustains alone; their figure is the server CPU per connection at that rate (CPU ratio). A run that completed less than 97 % of the offered rate is flagged ("held N of the M/s offered"): the server fell behind, or, with the generator busy 90 % or more, the generator did',
+          '- Rate-matched scenarios ("offered"): the generator opens connections (churn, daytime) or sends messages (ping-pong x500) open loop at the same rate for the reference and every target (`loadgen -r`), below what it sustains alone; their figure is the server CPU per connection or message at that rate (CPU ratio). A run that completed less than 97 % of the offered rate is flagged ("held N of the M/s offered"): the server fell behind, or, with the generator busy 90 % or more, the generator did',
         ]
       : []),
     ...(report.invalid?.length

@@ -118,7 +118,9 @@ async function main() {
       ...(cli.mode === 'check' && scenario.options.maxNew ? { maxNew: 3000, fin: scenario.mode === 'tcp-churn' } : {}),
       // Rate-matched scenarios: --rate overrides the offered rate (0: closed loop). --check makes no timing claim
       // and runs closed loop.
-      ...(scenario.options.rate ? rateOptions(cli.mode === 'check' ? 0 : (cli.rate ?? scenario.options.rate)) : {}),
+      ...(scenario.options.rate
+        ? rateOptions(scenario, cli.mode === 'check' ? 0 : offeredRate(scenario, cli.rate))
+        : {}),
       duration: settings.duration,
       warmup: settings.warmup,
     };
@@ -187,11 +189,19 @@ async function main() {
 }
 
 /**
- * A rate-matched scenario's generator options: the offered rate, or closed loop (rate 0) with 4 slots, as churn
- * and daytime ran before they were rate-matched.
+ * A rate-matched scenario's generator options: the offered rate, or closed loop (rate 0): churn and daytime with 4 slots,
+ * as they ran before they were rate-matched, ping-pong with its connections.
  */
-function rateOptions(rate) {
-  return rate > 0 ? { rate } : { rate: undefined, conns: CLOSED_LOOP_SLOTS };
+function offeredRate(scenario, cliRate) {
+  // --rate N is a connection rate (churn, daytime); --rate 0 (closed loop) is for every rate-matched scenario.
+  if (cliRate === 0) return 0;
+  return cliRate !== undefined && scenario.mode !== 'tcp-pingpong' ? cliRate : scenario.options.rate;
+}
+
+function rateOptions(scenario, rate) {
+  if (rate > 0) return { rate };
+  // Ping-pong keeps its connections (the messages are what was paced); churn and daytime their 4 slots.
+  return scenario.mode === 'tcp-pingpong' ? { rate: undefined } : { rate: undefined, conns: CLOSED_LOOP_SLOTS };
 }
 
 /**
