@@ -87,7 +87,7 @@ export class ConnectionState<Context extends EchoContext = EchoContext> {
   discard = false;
   /** Fast path: a step before the echo (a PROXY header being read), see fast-echo.ts setPreamble. */
   preamble: Preamble | undefined = undefined;
-  /** A fast-path PROXY connection's header so far (connection.ts). */
+  /** A fast-path PROXY connection's header so far (proxy-preamble.ts). */
   header: HeaderState | undefined = undefined;
   /** A PROXY header's client address, for logs. */
   peer: string | undefined = undefined;
