@@ -17,6 +17,7 @@ import {
 } from '@net/core';
 import {
   ConnectionState,
+  clientPeer,
   type EchoContext,
   type EchoSocket,
   type EchoStats,
@@ -27,7 +28,7 @@ import {
 import { FastEcho, finishFastEcho, startFastEcho } from './fast-echo.js';
 import { type FaultOptions, faultsEnabled, finishFaultyEcho, startFaultyEcho } from './faults.js';
 import { acceptOnHandle, takeOver, takeOverAfterReads } from './handle-takeover.js';
-import { type ProxyContext, ProxyPreamble } from './proxy-preamble.js';
+import { ProxyPreamble } from './proxy-preamble.js';
 import { RateLimitedWarning } from './rate-limited-log.js';
 import { SourcePolicy, type SourcePolicyOptions, type SourceRejection } from './source-policy.js';
 import { finishEcho, startEcho } from './stream-echo.js';
@@ -43,6 +44,7 @@ export interface ConnectionOptions {
   greeting: Buffer | undefined;
   faults: FaultOptions;
   proxyTrusted: readonly Cidr[];
+  /** 0 when no listener takes PROXY headers. */
   proxyTimeoutMs: number;
   /** --io: false keeps every connection on the stream path (net.Socket 'data', write, pause/drain). */
   fast: boolean;
@@ -50,7 +52,9 @@ export interface ConnectionOptions {
   sources: SourcePolicyOptions;
 }
 
-interface AcceptContext extends EchoContext, ProxyContext {
+interface AcceptContext extends EchoContext {
+  /** The PROXY header reader: a connection closed under an incomplete header is reported to it. */
+  readonly proxy: ProxyPreamble;
   readonly log: Logger;
   readonly metrics: Metrics;
   /**
@@ -65,11 +69,16 @@ interface AcceptContext extends EchoContext, ProxyContext {
 type Conn = EchoSocket<AcceptContext>;
 
 /**
- * The idle sweep runs this many times per --idle-timeout (at most every 10 s): a connection is closed between
- * --idle-timeout and 10 % (or 10 s) later.
+ * The sweep runs this many times per --idle-timeout and per --proxy-timeout, the shorter one (at most every 10 s): a
+ * connection is closed between the timeout and 10 % (or 10 s) later.
  */
-const IDLE_SWEEPS_PER_TIMEOUT = 10;
-const MAX_IDLE_SWEEP_MS = 10_000;
+const SWEEPS_PER_TIMEOUT = 10;
+const MAX_SWEEP_MS = 10_000;
+
+/** The sweep period for a timeout of `ms` (0: none). */
+function sweepPeriod(ms: number): number {
+  return ms > 0 ? Math.max(1, Math.min(MAX_SWEEP_MS, Math.floor(ms / SWEEPS_PER_TIMEOUT))) : Number.POSITIVE_INFINITY;
+}
 
 /** Accepts connections for every listener of one process. */
 export class ConnectionHandler {
@@ -92,9 +101,15 @@ export class ConnectionHandler {
   /** Whether --allow, --deny or --max-per-source is set: the accept paths skip the policy otherwise. */
   readonly #screening: boolean;
   readonly #sourceWarnings: Record<SourceRejection, RateLimitedWarning>;
-  /** Idle sweep: its tick count, and after how many ticks without traffic a connection is idle (0: no timeout). */
+  /**
+   * The sweep: its tick count, after how many ticks without traffic a connection is idle (0: no timeout), and how
+   * many ticks a PROXY header may take (its deadline, one more than --proxy-timeout covers, so never early).
+   */
   #tick = 0;
   readonly #idleTicks: number;
+  readonly #headerTicks: number;
+  /** The idle part runs every this many ticks: at --idle-timeout's own period when --proxy-timeout's is shorter. */
+  readonly #idleEvery: number;
   /** Set by {@link finishAll}: a PROXY handshake that completes from then on is drained as soon as it starts. */
   #draining = false;
 
@@ -157,17 +172,15 @@ export class ConnectionHandler {
     );
     // --idle-timeout by a sweep over the open connections, not socket.setTimeout(): Node re-arms a socket's timer
     // on every read and every write, which cost ~6 % of the server CPU per 64 B echo (measured, README), and keeps
-    // a Timeout object per connection. The sweep compares byte counts, so the hot path does nothing for it.
-    if (options.idleTimeoutMs > 0) {
-      const period = Math.max(
-        1,
-        Math.min(MAX_IDLE_SWEEP_MS, Math.floor(options.idleTimeoutMs / IDLE_SWEEPS_PER_TIMEOUT)),
-      );
-      this.#idleTicks = Math.ceil(options.idleTimeoutMs / period);
-      setInterval(() => this.#sweepIdle(), period).unref();
-    } else {
-      this.#idleTicks = 0;
-    }
+    // a Timeout object per connection. The sweep compares byte counts, so the hot path does nothing for it. The
+    // same sweep holds a fast-path PROXY header to --proxy-timeout (a deadline tick on its state): a timer set and
+    // cleared per connection was measurable in PROXY churn.
+    const period = Math.min(sweepPeriod(options.idleTimeoutMs), sweepPeriod(options.proxyTimeoutMs));
+    this.#idleEvery =
+      options.idleTimeoutMs > 0 ? Math.max(1, Math.floor(sweepPeriod(options.idleTimeoutMs) / period)) : 1;
+    this.#idleTicks = options.idleTimeoutMs > 0 ? Math.ceil(options.idleTimeoutMs / period) : 0;
+    this.#headerTicks = options.proxyTimeoutMs > 0 ? Math.ceil(options.proxyTimeoutMs / period) + 1 : 0;
+    if (period !== Number.POSITIVE_INFINITY) setInterval(() => this.#sweep(), period).unref();
   }
 
   /**
@@ -232,7 +245,10 @@ export class ConnectionHandler {
       if (this.#refused(socket)) return;
       const conn = socket as Conn;
       this.#track(conn);
-      if (this.#proxy.trusted(conn)) this.#proxy.readOnFastPath(conn);
+      if (!this.#proxy.trusted(conn)) return;
+      // The echo's 'end' listener from the start: a FIN before the header is in goes to the header reader.
+      startFastEcho(conn);
+      this.#proxy.readOnFastPath(conn, this.#tick + this.#headerTicks);
     });
   }
 
@@ -244,7 +260,6 @@ export class ConnectionHandler {
     this.#releaseSourceOnClose(conn, conn[kConnection].source);
     this.#greet(conn);
     conn[kConnection].stage = STAGE_FAST;
-    startFastEcho(conn);
     if (!this.#draining) return start;
     // A drain began while the header was on its way: what came with the header is echoed (a copy: buf is the shared
     // read buffer), then the connection is drained like the others. The echo of this read ends here.
@@ -374,13 +389,18 @@ export class ConnectionHandler {
     });
   }
 
-  /** One tick of the idle sweep: closes the connections without traffic either way for --idle-timeout. */
-  #sweepIdle(): void {
+  /**
+   * One tick of the sweep: closes the fast-path PROXY connections past their header's deadline, and the connections
+   * without traffic either way for --idle-timeout.
+   */
+  #sweep(): void {
     const tick = ++this.#tick;
-    const idleTicks = this.#idleTicks;
+    const idleTicks = tick % this.#idleEvery === 0 ? this.#idleTicks : 0;
     this.#connections.forEach((socket) => {
       const conn = socket as Conn;
       const state = conn[kConnection];
+      if (state.header !== undefined && tick >= state.header.deadlineTick) this.#proxy.expired(conn);
+      if (idleTicks === 0) return;
       // Bytes read, and bytes handed to the socket for sending (queued ones included): traffic either way.
       const bytes = conn.bytesRead + conn.bytesWritten;
       if (bytes !== state.seenBytes) {
@@ -450,8 +470,8 @@ export class ConnectionHandler {
 
 function closeFields(conn: Conn, via: string): Record<string, unknown> {
   return {
-    peer: conn[kConnection].peer ?? via,
-    ...(conn[kConnection].peer !== undefined ? { via } : {}),
+    peer: clientPeer(conn[kConnection]) ?? via,
+    ...(conn[kConnection].client?.source !== undefined ? { via } : {}),
     receivedBytes: conn.bytesRead,
     // The handle's own count: direct writes on it included.
     sentBytes: conn.bytesWritten,
@@ -471,18 +491,27 @@ function finishConnection(conn: Conn): void {
 
 /** Resets and other socket errors are the client's business: counted by code, logged at debug, never thrown. */
 function connOnError(this: Conn, err: NodeJS.ErrnoException): void {
-  const { context, peer } = this[kConnection];
+  const state = this[kConnection];
+  const { context } = state;
   context.metrics.counter('net_errors_total').inc({ code: err.code ?? 'unknown' });
   if (context.log.isLevelEnabled('debug'))
-    context.log.debug({ peer: peer ?? formatPeer(this), err }, 'connection error');
+    context.log.debug({ peer: clientPeer(state) ?? formatPeer(this), err }, 'connection error');
+  // Closed under an incomplete PROXY header (where Node's read callback kept the socket: no read hook).
+  context.proxy.gone(this, 'closed');
 }
 
 /** A fast-path read error, counted as connOnError counts an 'error' event, with no Error built unless logged. */
 function readError(conn: Conn, errno: number): void {
-  const { context, peer } = conn[kConnection];
+  const state = conn[kConnection];
+  const { context } = state;
   context.readErrors.set(errno, (context.readErrors.get(errno) ?? 0) + 1);
   if (context.log.isLevelEnabled('debug'))
-    context.log.debug({ peer: peer ?? formatPeer(conn), err: systemError(errno, 'read') }, 'connection error');
+    context.log.debug(
+      { peer: clientPeer(state) ?? formatPeer(conn), err: systemError(errno, 'read') },
+      'connection error',
+    );
+  // A reset under an incomplete PROXY header.
+  context.proxy.gone(conn, 'closed');
 }
 
 function flushReadErrors(context: AcceptContext): void {
@@ -494,9 +523,12 @@ function flushReadErrors(context: AcceptContext): void {
 
 /** No traffic either way for --idle-timeout: the client is gone or stuck; free its descriptor and buffers. */
 function idleTimeout(conn: Conn): void {
-  const { context, peer } = conn[kConnection];
+  const state = conn[kConnection];
+  const { context } = state;
   context.metrics.counter('net_limit_hits_total').inc({ limit: 'idle_timeout' });
   if (context.log.isLevelEnabled('debug'))
-    context.log.debug({ peer: peer ?? formatPeer(conn) }, 'idle timeout: closing');
+    context.log.debug({ peer: clientPeer(state) ?? formatPeer(conn) }, 'idle timeout: closing');
+  // Idle under an incomplete PROXY header: refused as closed, as any close under it is.
+  context.proxy.gone(conn, 'closed');
   conn.destroy();
 }

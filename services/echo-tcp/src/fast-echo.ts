@@ -195,15 +195,25 @@ export function bytesQueued(socket: EchoSocket): number {
   return socket.writableLength + socket[kConnection].queuedBytes;
 }
 
-/** Starts echoing on an adopted socket: reading has begun already; the client's FIN ends our side after the echo. */
+/**
+ * Starts echoing on an adopted socket: reading has begun already; the client's FIN ends our side after the echo. With
+ * a preamble set (a PROXY header to read first), the echo starts once the preamble is done.
+ */
 export function startFastEcho(socket: EchoSocket): void {
   socket.on('end', endOnEnd);
 }
 
-/** As the stream echo's 'end': `end()` sends our FIN after what is queued. */
+/**
+ * As the stream echo's 'end': `end()` sends our FIN after what is queued. A FIN before the preamble is done (a PROXY
+ * header cut short) goes to the preamble, with `nread` 0.
+ */
 function endOnEnd(this: EchoSocket): void {
+  const preamble = this[kConnection].preamble;
+  if (preamble !== undefined && preamble(this, NO_BYTES, 0) < 0) return;
   this.end();
 }
+
+const NO_BYTES = Buffer.alloc(0);
 
 /** Drain for a fast-path socket: what was read has been echoed already; later input is discarded. */
 export function finishFastEcho(socket: EchoSocket): void {

@@ -17,7 +17,7 @@ import {
   parseProxyHeader,
   readProxyHeader,
 } from '@net/core';
-import type { EchoContext, EchoSocket, HeaderState } from './connection-state.js';
+import { clientPeer, type EchoSocket, type HeaderState } from './connection-state.js';
 import { setPreamble } from './fast-echo.js';
 import { RateLimitedWarning } from './rate-limited-log.js';
 import { kConnection } from './symbols.js';
@@ -73,15 +73,14 @@ export class ProxyPreamble {
   }
 
   /**
-   * A fast-path connection (trusted): its reads go to the header reader until the header is complete, then to the
-   * echo. So a PROXY connection costs no readable stream, promise or second socket (in PROXY churn they cost 5.7x
-   * the C reference's CPU per connection).
+   * A fast-path connection (trusted, its echo started): its reads go to the header reader until the header is
+   * complete, then to the echo. So a PROXY connection costs no readable stream, promise or second socket (in PROXY
+   * churn they cost 5.7x the C reference's CPU per connection), and no timer or listener of its own either: the
+   * caller's sweep calls {@link expired} at `deadlineTick`, the echo's 'end' hands the FIN to the preamble, and a
+   * connection closed under it (a reset, the idle timeout) is reported with {@link gone}.
    */
-  readOnFastPath(conn: EchoSocket): void {
-    const timer = setTimeout(this.#timeout, this.#options.timeoutMs, conn);
-    conn[kConnection].header = { pending: undefined, timer };
-    conn.on('end', headerEnded);
-    conn.on('close', headerClosed);
+  readOnFastPath(conn: EchoSocket, deadlineTick: number): void {
+    conn[kConnection].header = { pending: undefined, deadlineTick };
     setPreamble(conn, this.#preamble);
   }
 
@@ -102,7 +101,7 @@ export class ProxyPreamble {
     return this.#accepted(conn, info);
   }
 
-  /** A fast-path connection ended ('end') or closed before its whole header came. */
+  /** A fast-path connection ended (FIN) or closed before its whole header came; nothing when the header is in. */
   gone(conn: EchoSocket, what: string): void {
     const received = conn[kConnection].header?.pending?.length ?? 0;
     if (conn[kConnection].header === undefined) return;
@@ -115,6 +114,10 @@ export class ProxyPreamble {
 
   /** Bytes of a fast-path connection before its header is complete: returns where the payload starts. */
   #read(conn: EchoSocket, buf: Buffer, nread: number): number {
+    if (nread === 0) {
+      this.gone(conn, 'ended (FIN)');
+      return -1;
+    }
     const state = conn[kConnection].header as HeaderState;
     const previous = state.pending?.length ?? 0;
     // Most headers come whole in one read and are parsed in place; the parser bounds what needs keeping.
@@ -139,18 +142,14 @@ export class ProxyPreamble {
     return this.#fastHeaderDone(conn, buf, parsed.headerLength - previous, nread);
   }
 
-  /** The header is complete or refused: its deadline, its listeners and the preamble go. */
+  /** The header is complete or refused: its state and the preamble go. */
   #done(conn: EchoSocket): void {
-    const state = conn[kConnection].header;
-    if (state === undefined) return;
-    clearTimeout(state.timer);
     conn[kConnection].header = undefined;
     setPreamble(conn, undefined);
-    conn.off('end', headerEnded);
-    conn.off('close', headerClosed);
   }
 
-  readonly #timeout = (conn: EchoSocket): void => {
+  /** --proxy-timeout passed (the sweep's deadline tick) with the header still incomplete. */
+  expired(conn: EchoSocket): void {
     const received = conn[kConnection].header?.pending?.length ?? 0;
     if (conn[kConnection].header === undefined || conn.destroyed) return;
     this.#done(conn);
@@ -159,7 +158,7 @@ export class ProxyPreamble {
       'timeout',
       `no complete header within ${this.#options.timeoutMs} ms (${received} bytes received)`,
     );
-  };
+  }
 
   /**
    * The real client's address for logs, the source policy on it, and the debug line. False when the policy refused
@@ -167,9 +166,8 @@ export class ProxyPreamble {
    */
   #accepted(conn: EchoSocket, info: ProxyInfo): boolean {
     if (info.command === 'PROXY' && info.source !== undefined) {
-      const { address, port } = info.source;
-      conn[kConnection].peer =
-        info.family === 'TCP6' ? `[${address}]:${port}` : info.family === 'UNIX' ? address : `${address}:${port}`;
+      const { address } = info.source;
+      conn[kConnection].client = info;
       // The header's client is the one --allow/--deny/--max-per-source mean: the proxy's own address would put
       // every client behind it in one source. A LOCAL or UNKNOWN header (a health check) is the trusted proxy
       // speaking for itself: neither checked nor counted.
@@ -182,7 +180,7 @@ export class ProxyPreamble {
     if (this.#log.isLevelEnabled('debug')) {
       this.#log.debug(
         {
-          peer: conn[kConnection].peer ?? formatPeer(conn),
+          peer: clientPeer(conn[kConnection]) ?? formatPeer(conn),
           via: formatPeer(conn),
           proxy: `v${info.version} ${info.command} ${info.family}`,
         },
@@ -195,21 +193,9 @@ export class ProxyPreamble {
   /** Counted by reason, logged at debug, warned about (rate-limited), and closed. */
   #refused(conn: EchoSocket, reason: string, message: string): void {
     this.#metrics.counter('net_proxy_header_errors_total').inc({ reason });
-    this.#log.debug({ peer: formatPeer(conn), reason }, `PROXY header refused: ${message}`);
-    this.#warning.hit({ reason, peer: formatPeer(conn) });
+    if (this.#log.isLevelEnabled('debug'))
+      this.#log.debug({ peer: formatPeer(conn), reason }, `PROXY header refused: ${message}`);
+    this.#warning.hit(() => ({ reason, peer: formatPeer(conn) }));
     conn.destroy();
   }
-}
-
-/** The context of a fast-path PROXY connection's handler: it knows its listener group's {@link ProxyPreamble}. */
-export interface ProxyContext {
-  readonly proxy: ProxyPreamble;
-}
-
-function headerEnded(this: EchoSocket<EchoContext & ProxyContext>): void {
-  this[kConnection].context.proxy.gone(this, 'ended (FIN)');
-}
-
-function headerClosed(this: EchoSocket<EchoContext & ProxyContext>): void {
-  this[kConnection].context.proxy.gone(this, 'closed');
 }
