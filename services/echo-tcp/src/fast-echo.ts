@@ -51,7 +51,7 @@ export class FastEcho {
     // Reads come through the hook (no timers, no Error per reset); Node's `onread` callback is the same function
     // for a socket whose handle the hook could not take.
     this.#reads = new HandleReadHook(this.#buffer, {
-      data: (socket, buf, nread) => this.#read(socket as EchoSocket, buf, nread),
+      data: (socket, buf, nread) => this.#read(socket as EchoSocket, buf, nread, true),
       error: readError,
     });
     const engine = this;
@@ -62,7 +62,7 @@ export class FastEcho {
       onread: {
         buffer: this.#buffer,
         callback(this: Socket, nread: number, buf: Buffer): boolean {
-          return engine.#read(this as EchoSocket, buf, nread);
+          return engine.#read(this as EchoSocket, buf, nread, false);
         },
       },
     };
@@ -77,14 +77,15 @@ export class FastEcho {
   }
 
   /**
-   * The fast hot path: `buf` is the engine's read buffer, valid until this returns. Returning false stops reading
-   * (until a 'drain' for stream writes, or the last queued direct write, resumes it).
+   * The fast hot path: `buf` is the engine's read buffer or the connection's own (#writeOwn), valid until this
+   * returns; `hooked` when the read came through the read hook (else through Node's `onread` callback). Returning
+   * false stops reading (until a 'drain' for stream writes, or the last queued direct write, resumes it).
    *
    * The echo goes straight to the handle when the socket's own queue is empty; else (a greeting still queued, say)
    * through `socket.write()`, behind what is queued there, so that bytes never overtake each other. libuv keeps its
    * own writes in order, so direct writes queue behind each other and behind the stream's.
    */
-  #read(socket: EchoSocket, buf: Buffer, nread: number): boolean {
+  #read(socket: EchoSocket, buf: Buffer, nread: number, hooked: boolean): boolean {
     const state = socket[kConnection];
     if (state.discard) return true;
     let start = 0;
@@ -102,7 +103,9 @@ export class FastEcho {
     if (!shared && start === 0 && socket.writableLength === 0) return this.#writeOwn(socket, buf, nread);
     const chunk = this.#slab.copy(buf, start, length);
     // A bulk read: this connection's next reads land in a buffer of its own, written from without a copy (#writeOwn).
-    if (shared && length >= BULK_READ) this.#reads.readNextInto(socket, Buffer.allocUnsafeSlow(READ_BUFFER_SIZE));
+    // Only through the read hook: Node's own `onread` callback keeps reading into the engine's buffer.
+    if (shared && hooked && length >= BULK_READ)
+      this.#reads.readNextInto(socket, Buffer.allocUnsafeSlow(READ_BUFFER_SIZE));
     if (socket.writableLength === 0) {
       const outcome = this.#writer.write(socket, chunk, socket);
       if (outcome === WRITE_DONE) return true;
