@@ -309,6 +309,42 @@ describe('HandleReadHook', () => {
     server.destroy();
     expect(new HandleReadHook(Buffer.alloc(16), { data: () => true, error: () => {} }).install(server)).toBe(false);
   });
+
+  it("moves a socket's next reads into the buffer given to readNextInto, leaving the one just read untouched", async () => {
+    const shared = Buffer.alloc(64 * 1024);
+    const own = Buffer.alloc(64 * 1024);
+    const { server, client, close } = await onreadPair(shared, () => true);
+    cleanup.push(close);
+    const reads: { own: boolean; text: string }[] = [];
+    const hook = new HandleReadHook(shared, {
+      data: (socket, buf, nread) => {
+        reads.push({ own: buf === own, text: buf.toString('latin1', 0, nread) });
+        // First read: move to `own`; second: back to the shared buffer.
+        expect(hook.readNextInto(socket, reads.length === 1 ? own : shared)).toBe(true);
+        return true;
+      },
+      error: () => expect.unreachable('no read failed'),
+    });
+    expect(hook.install(server)).toBe(true);
+    const send = async (text: string, count: number): Promise<void> => {
+      client.write(text);
+      for (let i = 0; i < 100 && reads.length < count; i++) await new Promise((r) => setTimeout(r, 10));
+    };
+    await send('one', 1);
+    await send('two', 2);
+    await send('six', 3);
+    expect(reads).toEqual([
+      { own: false, text: 'one' },
+      { own: true, text: 'two' },
+      { own: false, text: 'six' },
+    ]);
+    // Each read landed where the hook said: the shared buffer's first bytes are the last read, own's the second.
+    expect(own.toString('latin1', 0, 3)).toBe('two');
+    expect(shared.toString('latin1', 0, 3)).toBe('six');
+    const other = await pair();
+    cleanup.push(other.close);
+    expect(hook.readNextInto(other.server, own)).toBe(false); // not hooked by it
+  });
 });
 
 describe('EndOfInputHook', () => {

@@ -6,6 +6,7 @@
  * handle moves to a new socket (handle-takeover.ts), the state moves with it.
  */
 import type { Socket } from 'node:net';
+import type { ProxyInfo } from '@net/core';
 import { kConnection } from './symbols.js';
 
 /** Byte counters shared by every connection of a process, read by the metrics at scrape time. */
@@ -43,13 +44,17 @@ export type Stage = typeof STAGE_HANDSHAKE | typeof STAGE_ECHO | typeof STAGE_FA
 /**
  * Takes each read of a fast-path connection before the echo: returns where the echo starts in `buf` (`nread` when it
  * took every byte), or -1 when it closed the connection. `buf` is the engine's read buffer, valid until it returns.
+ * `nread` 0: the input ended (the client's FIN) before the preamble was done.
  */
 export type Preamble = (socket: EchoSocket, buf: Buffer, nread: number) => number;
 
-/** A fast-path PROXY connection's header so far: its bytes when they came in more than one read, and its deadline. */
+/**
+ * A fast-path PROXY connection's header so far: its bytes when they came in more than one read, and its deadline
+ * (--proxy-timeout), a tick of connection.ts's sweep: no timer per connection.
+ */
 export interface HeaderState {
   pending: Buffer | undefined;
-  timer: NodeJS.Timeout;
+  deadlineTick: number;
 }
 
 /** The test knobs (faults.ts), as configured. */
@@ -87,10 +92,10 @@ export class ConnectionState<Context extends EchoContext = EchoContext> {
   discard = false;
   /** Fast path: a step before the echo (a PROXY header being read), see fast-echo.ts setPreamble. */
   preamble: Preamble | undefined = undefined;
-  /** A fast-path PROXY connection's header so far (connection.ts). */
+  /** A fast-path PROXY connection's header so far (proxy-preamble.ts). */
   header: HeaderState | undefined = undefined;
-  /** A PROXY header's client address, for logs. */
-  peer: string | undefined = undefined;
+  /** A PROXY header's client, for logs (formatted by {@link clientPeer} only when a line is logged). */
+  client: ProxyInfo | undefined = undefined;
   /** The key --max-per-source counts this connection under, released when it closes. */
   source: string | undefined = undefined;
   /** The idle sweep's view: the byte count, and the sweep tick at which it last changed. */
@@ -108,3 +113,11 @@ export class ConnectionState<Context extends EchoContext = EchoContext> {
 export type EchoSocket<Context extends EchoContext = EchoContext> = Socket & {
   [kConnection]: ConnectionState<Context>;
 };
+
+/** A PROXY header's client as logged (`address:port`, `[v6]:port`, a Unix path), or undefined when there is none. */
+export function clientPeer(state: ConnectionState): string | undefined {
+  const info = state.client;
+  if (info === undefined || info.source === undefined) return undefined;
+  const { address, port } = info.source;
+  return info.family === 'TCP6' ? `[${address}]:${port}` : info.family === 'UNIX' ? address : `${address}:${port}`;
+}

@@ -1,38 +1,34 @@
 /**
- * What happens to an accepted connection before and around the echo: the connection limit, tracking (drain,
- * metrics), the idle timeout, errors, the PROXY protocol header, the greeting, and the choice between the echo
- * engines (stream-echo.ts, fast-echo.ts) and the test knobs (faults.ts). Nothing here runs per chunk of echoed data; only a PROXY
- * connection's reads until its header is complete pass through here (#readHeader).
+ * What happens to an accepted connection before and around the echo: the connection limit, the source policy,
+ * tracking (drain, metrics), the idle timeout, errors, the greeting, and the choice between the echo engines
+ * (stream-echo.ts, fast-echo.ts) and the test knobs (faults.ts). A PROXY listener's header is proxy-preamble.ts's.
+ * Nothing here runs per chunk of echoed data.
  */
 import type { Server, Socket } from 'node:net';
 import {
   type Cidr,
   type ConnectionTracker,
-  cidrContains,
   errnoName,
   formatPeer,
   type Logger,
   type Metrics,
-  type ProxyInfo,
-  ProxyProtocolError,
-  parseProxyHeader,
-  readProxyHeader,
   systemError,
   tlsRawSocket,
 } from '@net/core';
 import {
   ConnectionState,
+  clientPeer,
   type EchoContext,
   type EchoSocket,
   type EchoStats,
-  type HeaderState,
   STAGE_ECHO,
   STAGE_FAST,
   STAGE_FAULTY,
 } from './connection-state.js';
-import { FastEcho, finishFastEcho, setPreamble, startFastEcho } from './fast-echo.js';
+import { FastEcho, finishFastEcho, startFastEcho } from './fast-echo.js';
 import { type FaultOptions, faultsEnabled, finishFaultyEcho, startFaultyEcho } from './faults.js';
 import { acceptOnHandle, takeOver, takeOverAfterReads } from './handle-takeover.js';
+import { ProxyPreamble } from './proxy-preamble.js';
 import { RateLimitedWarning } from './rate-limited-log.js';
 import { SourcePolicy, type SourcePolicyOptions, type SourceRejection } from './source-policy.js';
 import { finishEcho, startEcho } from './stream-echo.js';
@@ -48,6 +44,7 @@ export interface ConnectionOptions {
   greeting: Buffer | undefined;
   faults: FaultOptions;
   proxyTrusted: readonly Cidr[];
+  /** 0 when no listener takes PROXY headers. */
   proxyTimeoutMs: number;
   /** --io: false keeps every connection on the stream path (net.Socket 'data', write, pause/drain). */
   fast: boolean;
@@ -56,6 +53,8 @@ export interface ConnectionOptions {
 }
 
 interface AcceptContext extends EchoContext {
+  /** The PROXY header reader: a connection closed under an incomplete header is reported to it. */
+  readonly proxy: ProxyPreamble;
   readonly log: Logger;
   readonly metrics: Metrics;
   /**
@@ -64,19 +63,22 @@ interface AcceptContext extends EchoContext {
    * Moved into the counter at scrape time (flushReadErrors).
    */
   readonly readErrors: Map<number, number>;
-  /** A fast-path PROXY connection ended ('end') or closed before its whole header came. */
-  readonly headerGone: (socket: EchoSocket, what: string) => void;
 }
 
 /** A connection of this handler: its state's context is the handler's. */
 type Conn = EchoSocket<AcceptContext>;
 
 /**
- * The idle sweep runs this many times per --idle-timeout (at most every 10 s): a connection is closed between
- * --idle-timeout and 10 % (or 10 s) later.
+ * The sweep runs this many times per --idle-timeout and per --proxy-timeout, the shorter one (at most every 10 s): a
+ * connection is closed between the timeout and 10 % (or 10 s) later.
  */
-const IDLE_SWEEPS_PER_TIMEOUT = 10;
-const MAX_IDLE_SWEEP_MS = 10_000;
+const SWEEPS_PER_TIMEOUT = 10;
+const MAX_SWEEP_MS = 10_000;
+
+/** The sweep period for a timeout of `ms` (0: none). */
+function sweepPeriod(ms: number): number {
+  return ms > 0 ? Math.max(1, Math.min(MAX_SWEEP_MS, Math.floor(ms / SWEEPS_PER_TIMEOUT))) : Number.POSITIVE_INFINITY;
+}
 
 /** Accepts connections for every listener of one process. */
 export class ConnectionHandler {
@@ -92,15 +94,22 @@ export class ConnectionHandler {
   /** Raw sockets of TLS listeners reset by the source policy: their TLS socket's handshake error is not counted. */
   readonly #screenedOut = new WeakSet<Socket>();
   readonly #maxConnectionsWarning: RateLimitedWarning;
-  readonly #proxyWarning: RateLimitedWarning;
+  /** The PROXY header of the PROXY listeners' connections (proxy-preamble.ts). */
+  readonly #proxy: ProxyPreamble;
   readonly #acceptWarning: RateLimitedWarning;
   readonly #sources: SourcePolicy;
   /** Whether --allow, --deny or --max-per-source is set: the accept paths skip the policy otherwise. */
   readonly #screening: boolean;
   readonly #sourceWarnings: Record<SourceRejection, RateLimitedWarning>;
-  /** Idle sweep: its tick count, and after how many ticks without traffic a connection is idle (0: no timeout). */
+  /**
+   * The sweep: its tick count, after how many ticks without traffic a connection is idle (0: no timeout), and how
+   * many ticks a PROXY header may take (its deadline, one more than --proxy-timeout covers, so never early).
+   */
   #tick = 0;
   readonly #idleTicks: number;
+  readonly #headerTicks: number;
+  /** The idle part runs every this many ticks: at --idle-timeout's own period when --proxy-timeout's is shorter. */
+  readonly #idleEvery: number;
   /** Set by {@link finishAll}: a PROXY handshake that completes from then on is drained as soon as it starts. */
   #draining = false;
 
@@ -122,6 +131,15 @@ export class ConnectionHandler {
     metrics.collect('net_sent_bytes_total', () => this.stats.sentBytes);
     // Known label values at 0 from the start, so that rate() and increase() see the first event.
     const limitHits = metrics.preset('net_limit_hits_total', { limit: ['idle_timeout', 'max_buffered'] });
+    this.#sources = new SourcePolicy(options.sources);
+    this.#screening = this.#sources.active;
+    this.#proxy = new ProxyPreamble({
+      options: { trusted: options.proxyTrusted, timeoutMs: options.proxyTimeoutMs },
+      log,
+      metrics,
+      admitSource: this.#screening ? (conn, address) => this.#admitSource(conn, address) : undefined,
+      fastHeaderDone: (conn, buf, start, nread) => this.#fastHeaderDone(conn as Conn, buf, start, nread),
+    });
     this.#context = {
       stats: this.stats,
       maxBuffered: options.maxBuffered,
@@ -130,15 +148,13 @@ export class ConnectionHandler {
       log,
       metrics,
       readErrors: new Map(),
-      headerGone: (socket, what) => this.#headerGone(socket as Conn, what),
+      proxy: this.#proxy,
     };
     const sourceRejections: SourceRejection[] = ['denied', 'per_source'];
     metrics.preset('net_connections_rejected_total', { reason: ['max_connections', ...sourceRejections] });
     // Labelled by errno name, which cannot be listed in advance: declared (HELP and TYPE), no sample until the first.
     metrics.counter('net_errors_total');
     metrics.counter('net_accept_errors_total');
-    this.#sources = new SourcePolicy(options.sources);
-    this.#screening = this.#sources.active;
     this.#sourceWarnings = {
       denied: new RateLimitedWarning(log, 'connections from sources outside --allow or inside --deny reset at once'),
       per_source: new RateLimitedWarning(
@@ -150,24 +166,21 @@ export class ConnectionHandler {
       log,
       `--max-connections (${options.maxConnections}) reached: new connections are closed at once`,
     );
-    this.#proxyWarning = new RateLimitedWarning(log, 'connections closed because of their PROXY protocol header');
     this.#acceptWarning = new RateLimitedWarning(
       log,
       'accept failed (descriptors exhausted?): connections are being dropped',
     );
     // --idle-timeout by a sweep over the open connections, not socket.setTimeout(): Node re-arms a socket's timer
     // on every read and every write, which cost ~6 % of the server CPU per 64 B echo (measured, README), and keeps
-    // a Timeout object per connection. The sweep compares byte counts, so the hot path does nothing for it.
-    if (options.idleTimeoutMs > 0) {
-      const period = Math.max(
-        1,
-        Math.min(MAX_IDLE_SWEEP_MS, Math.floor(options.idleTimeoutMs / IDLE_SWEEPS_PER_TIMEOUT)),
-      );
-      this.#idleTicks = Math.ceil(options.idleTimeoutMs / period);
-      setInterval(() => this.#sweepIdle(), period).unref();
-    } else {
-      this.#idleTicks = 0;
-    }
+    // a Timeout object per connection. The sweep compares byte counts, so the hot path does nothing for it. The
+    // same sweep holds a fast-path PROXY header to --proxy-timeout (a deadline tick on its state): a timer set and
+    // cleared per connection was measurable in PROXY churn.
+    const period = Math.min(sweepPeriod(options.idleTimeoutMs), sweepPeriod(options.proxyTimeoutMs));
+    this.#idleEvery =
+      options.idleTimeoutMs > 0 ? Math.max(1, Math.floor(sweepPeriod(options.idleTimeoutMs) / period)) : 1;
+    this.#idleTicks = options.idleTimeoutMs > 0 ? Math.ceil(options.idleTimeoutMs / period) : 0;
+    this.#headerTicks = options.proxyTimeoutMs > 0 ? Math.ceil(options.proxyTimeoutMs / period) + 1 : 0;
+    if (period !== Number.POSITIVE_INFINITY) setInterval(() => this.#sweep(), period).unref();
   }
 
   /**
@@ -223,96 +236,36 @@ export class ConnectionHandler {
 
   /**
    * A PROXY listener on the fast path: accepts on the listening handle as the plain ones do, and reads the header
-   * inside the fast read callback (fast-echo.ts setPreamble), so a PROXY connection costs no readable stream, promise
-   * or second socket (in PROXY churn they cost 5.7x the C reference's CPU per connection). The rules are
-   * #handshake's: trusted sources only, the whole header within --proxy-timeout, the same reasons when refused, the
-   * source policy on the header's client (#headerAccepted), and a drain that starts mid-header lets the header finish.
-   * False when the listening handle does not allow it: the 'connection' path (#handshake) stays.
+   * inside the fast read callback (proxy-preamble.ts), with the stream path's rules (#handshake); a drain that starts
+   * mid-header lets the header finish. False when the listening handle does not allow it: the 'connection' path
+   * (#handshake) stays.
    */
   acceptProxyOnHandle(server: Server): boolean {
     return acceptOnHandle(server, this.#fast as FastEcho, this.#context, (socket) => {
       if (this.#refused(socket)) return;
       const conn = socket as Conn;
       this.#track(conn);
-      if (conn.remoteAddress !== undefined && !cidrContains(this.#options.proxyTrusted, conn.remoteAddress)) {
-        this.#proxyRefused(conn, 'untrusted', `source ${formatPeer(conn)} is not in --proxy-trusted`);
-        return;
-      }
-      const timer = setTimeout(this.#headerTimeout, this.#options.proxyTimeoutMs, conn);
-      conn[kConnection].header = { pending: undefined, timer };
-      conn.on('end', headerEnded);
-      conn.on('close', headerClosed);
-      setPreamble(conn, this.#headerPreamble);
+      if (!this.#proxy.trusted(conn)) return;
+      // The echo's 'end' listener from the start: a FIN before the header is in goes to the header reader.
+      startFastEcho(conn);
+      this.#proxy.readOnFastPath(conn, this.#tick + this.#headerTicks);
     });
   }
 
-  readonly #headerPreamble = (socket: EchoSocket, buf: Buffer, nread: number): number =>
-    this.#readHeader(socket as Conn, buf, nread);
-
-  /** Bytes of a fast-path PROXY connection before its header is complete: returns where the payload starts. */
-  #readHeader(conn: Conn, buf: Buffer, nread: number): number {
-    const state = conn[kConnection].header as HeaderState;
-    const previous = state.pending?.length ?? 0;
-    // Most headers come whole in one read and are parsed in place; the parser bounds what needs keeping.
-    const bytes =
-      state.pending === undefined ? buf.subarray(0, nread) : Buffer.concat([state.pending, buf.subarray(0, nread)]);
-    let parsed: ReturnType<typeof parseProxyHeader>;
-    try {
-      parsed = parseProxyHeader(bytes);
-    } catch (err) {
-      if (!(err instanceof ProxyProtocolError)) throw err;
-      this.#headerDone(conn);
-      this.#proxyRefused(conn, err.reason, err.message);
-      return -1;
-    }
-    if ('needMore' in parsed) {
-      // buf is the shared read buffer: keep a copy.
-      state.pending = state.pending === undefined ? Buffer.from(bytes) : bytes;
-      return nread;
-    }
-    this.#headerDone(conn);
-    if (!this.#headerAccepted(conn, parsed.info)) return -1;
+  /**
+   * A fast-path PROXY connection's header is in and accepted (proxy-preamble.ts): the echo starts at `start` in
+   * this read; returns what the read callback returns.
+   */
+  #fastHeaderDone(conn: Conn, buf: Buffer, start: number, nread: number): number {
     this.#releaseSourceOnClose(conn, conn[kConnection].source);
     this.#greet(conn);
     conn[kConnection].stage = STAGE_FAST;
-    startFastEcho(conn);
-    const start = parsed.headerLength - previous;
     if (!this.#draining) return start;
     // A drain began while the header was on its way: what came with the header is echoed (a copy: buf is the shared
     // read buffer), then the connection is drained like the others. The echo of this read ends here.
     if (start < nread) this.#echoOwed(conn, [Buffer.from(buf.subarray(start, nread))]);
     finishConnection(conn);
     return nread;
-  }
-
-  #headerDone(conn: Conn): void {
-    const state = conn[kConnection].header;
-    if (state === undefined) return;
-    clearTimeout(state.timer);
-    conn[kConnection].header = undefined;
-    setPreamble(conn, undefined);
-    conn.off('end', headerEnded);
-    conn.off('close', headerClosed);
-  }
-
-  readonly #headerTimeout = (conn: Conn): void => {
-    const received = conn[kConnection].header?.pending?.length ?? 0;
-    if (conn[kConnection].header === undefined || conn.destroyed) return;
-    this.#headerDone(conn);
-    this.#proxyRefused(
-      conn,
-      'timeout',
-      `no complete header within ${this.#options.proxyTimeoutMs} ms (${received} bytes received)`,
-    );
-  };
-
-  #headerGone(conn: Conn, what: string): void {
-    const received = conn[kConnection].header?.pending?.length ?? 0;
-    if (conn[kConnection].header === undefined) return;
-    this.#headerDone(conn);
-    if (received === 0) this.#proxyRefused(conn, 'closed', `the connection ${what} before a header arrived`);
-    else
-      this.#proxyRefused(conn, 'truncated', `the connection ${what} after ${received} bytes of an incomplete header`);
   }
 
   /** A fast socket of a plain listener, admitted: `source` is its --max-per-source key, given back when it closes. */
@@ -436,13 +389,18 @@ export class ConnectionHandler {
     });
   }
 
-  /** One tick of the idle sweep: closes the connections without traffic either way for --idle-timeout. */
-  #sweepIdle(): void {
+  /**
+   * One tick of the sweep: closes the fast-path PROXY connections past their header's deadline, and the connections
+   * without traffic either way for --idle-timeout.
+   */
+  #sweep(): void {
     const tick = ++this.#tick;
-    const idleTicks = this.#idleTicks;
+    const idleTicks = tick % this.#idleEvery === 0 ? this.#idleTicks : 0;
     this.#connections.forEach((socket) => {
       const conn = socket as Conn;
       const state = conn[kConnection];
+      if (state.header !== undefined && tick >= state.header.deadlineTick) this.#proxy.expired(conn);
+      if (idleTicks === 0) return;
       // Bytes read, and bytes handed to the socket for sending (queued ones included): traffic either way.
       const bytes = conn.bytesRead + conn.bytesWritten;
       if (bytes !== state.seenBytes) {
@@ -466,65 +424,15 @@ export class ConnectionHandler {
     }
   }
 
-  /**
-   * PROXY protocol: only a trusted source may speak for a client (else anyone could choose the address we log);
-   * the header must arrive whole within the timeout (CVE-2021-23409). A v2 LOCAL header (HAProxy's health checks)
-   * and a v1 UNKNOWN one carry no client: the connection is served as itself.
-   */
+  /** A PROXY listener's connection on the stream path: served once its header is read and accepted. */
   async #handshake(conn: Conn): Promise<void> {
-    const options = this.#options;
-    // A Unix socket peer has no address: access to the socket file is the trust boundary there.
-    if (conn.remoteAddress !== undefined && !cidrContains(options.proxyTrusted, conn.remoteAddress)) {
-      this.#proxyRefused(conn, 'untrusted', `source ${formatPeer(conn)} is not in --proxy-trusted`);
-      return;
-    }
-    let info: ProxyInfo;
-    try {
-      info = await readProxyHeader(conn, { timeoutMs: options.proxyTimeoutMs });
-    } catch (err) {
-      if (!(err instanceof ProxyProtocolError)) throw err;
-      this.#proxyRefused(conn, err.reason, err.message);
-      return;
-    }
-    if (conn.destroyed) return;
-    if (!this.#headerAccepted(conn, info)) return;
+    if (!this.#proxy.trusted(conn) || !(await this.#proxy.readStream(conn))) return;
     if (this.#draining) {
       // A drain began while the header was on its way: served, then drained at once like the others.
       this.#begin(conn);
       finishConnection(conn);
     } else if (this.fastPath) this.#beginFast(conn);
     else this.#begin(conn);
-  }
-
-  /**
-   * The real client's address for logs, the source policy on it, and the debug line. False when the policy refused
-   * the client: the connection has been reset.
-   */
-  #headerAccepted(conn: Conn, info: ProxyInfo): boolean {
-    if (info.command === 'PROXY' && info.source !== undefined) {
-      const { address, port } = info.source;
-      conn[kConnection].peer =
-        info.family === 'TCP6' ? `[${address}]:${port}` : info.family === 'UNIX' ? address : `${address}:${port}`;
-      // The header's client is the one --allow/--deny/--max-per-source mean: the proxy's own address would put
-      // every client behind it in one source. A LOCAL or UNKNOWN header (a health check) is the trusted proxy
-      // speaking for itself: neither checked nor counted.
-      if (this.#screening && info.family !== 'UNIX') {
-        const source = this.#admitSource(conn, address);
-        if (source === false) return false;
-        conn[kConnection].source = source;
-      }
-    }
-    if (this.#log.isLevelEnabled('debug')) {
-      this.#log.debug(
-        {
-          peer: conn[kConnection].peer ?? formatPeer(conn),
-          via: formatPeer(conn),
-          proxy: `v${info.version} ${info.command} ${info.family}`,
-        },
-        'PROXY header accepted',
-      );
-    }
-    return true;
   }
 
   /**
@@ -558,19 +466,12 @@ export class ConnectionHandler {
       conn.write(chunk);
     }
   }
-
-  #proxyRefused(conn: Conn, reason: string, message: string): void {
-    this.#metrics.counter('net_proxy_header_errors_total').inc({ reason });
-    this.#log.debug({ peer: formatPeer(conn), reason }, `PROXY header refused: ${message}`);
-    this.#proxyWarning.hit({ reason, peer: formatPeer(conn) });
-    conn.destroy();
-  }
 }
 
 function closeFields(conn: Conn, via: string): Record<string, unknown> {
   return {
-    peer: conn[kConnection].peer ?? via,
-    ...(conn[kConnection].peer !== undefined ? { via } : {}),
+    peer: clientPeer(conn[kConnection]) ?? via,
+    ...(conn[kConnection].client?.source !== undefined ? { via } : {}),
     receivedBytes: conn.bytesRead,
     // The handle's own count: direct writes on it included.
     sentBytes: conn.bytesWritten,
@@ -588,28 +489,29 @@ function finishConnection(conn: Conn): void {
   else if (stage === STAGE_FAULTY) finishFaultyEcho(conn);
 }
 
-function headerEnded(this: Conn): void {
-  this[kConnection].context.headerGone(this, 'ended (FIN)');
-}
-
-function headerClosed(this: Conn): void {
-  this[kConnection].context.headerGone(this, 'closed');
-}
-
 /** Resets and other socket errors are the client's business: counted by code, logged at debug, never thrown. */
 function connOnError(this: Conn, err: NodeJS.ErrnoException): void {
-  const { context, peer } = this[kConnection];
+  const state = this[kConnection];
+  const { context } = state;
   context.metrics.counter('net_errors_total').inc({ code: err.code ?? 'unknown' });
   if (context.log.isLevelEnabled('debug'))
-    context.log.debug({ peer: peer ?? formatPeer(this), err }, 'connection error');
+    context.log.debug({ peer: clientPeer(state) ?? formatPeer(this), err }, 'connection error');
+  // Closed under an incomplete PROXY header (where Node's read callback kept the socket: no read hook).
+  context.proxy.gone(this, 'closed');
 }
 
 /** A fast-path read error, counted as connOnError counts an 'error' event, with no Error built unless logged. */
 function readError(conn: Conn, errno: number): void {
-  const { context, peer } = conn[kConnection];
+  const state = conn[kConnection];
+  const { context } = state;
   context.readErrors.set(errno, (context.readErrors.get(errno) ?? 0) + 1);
   if (context.log.isLevelEnabled('debug'))
-    context.log.debug({ peer: peer ?? formatPeer(conn), err: systemError(errno, 'read') }, 'connection error');
+    context.log.debug(
+      { peer: clientPeer(state) ?? formatPeer(conn), err: systemError(errno, 'read') },
+      'connection error',
+    );
+  // A reset under an incomplete PROXY header.
+  context.proxy.gone(conn, 'closed');
 }
 
 function flushReadErrors(context: AcceptContext): void {
@@ -621,9 +523,12 @@ function flushReadErrors(context: AcceptContext): void {
 
 /** No traffic either way for --idle-timeout: the client is gone or stuck; free its descriptor and buffers. */
 function idleTimeout(conn: Conn): void {
-  const { context, peer } = conn[kConnection];
+  const state = conn[kConnection];
+  const { context } = state;
   context.metrics.counter('net_limit_hits_total').inc({ limit: 'idle_timeout' });
   if (context.log.isLevelEnabled('debug'))
-    context.log.debug({ peer: peer ?? formatPeer(conn) }, 'idle timeout: closing');
+    context.log.debug({ peer: clientPeer(state) ?? formatPeer(conn) }, 'idle timeout: closing');
+  // Idle under an incomplete PROXY header: refused as closed, as any close under it is.
+  context.proxy.gone(conn, 'closed');
   conn.destroy();
 }

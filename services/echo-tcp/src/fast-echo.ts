@@ -7,7 +7,9 @@
  *   written straight on the handle -> past --max-buffered queued, reading stops until the queued writes are out.
  *
  * One read buffer serves every connection of the engine, so no Buffer and no 64 KiB allocation is made per read, and
- * the readable stream (push, 'data', nextTick) is skipped. Measured: see the README's performance section. Everything
+ * the readable stream (push, 'data', nextTick) is skipped. A bulk connection (reads of BULK_READ or more) reads into
+ * a buffer of its own instead, written from without the copy (#writeOwn): in the 8 x 64 KiB stream scenario the
+ * copy and its view were 2-14 % of the server's samples (bench:profile). Measured: see the README's performance section. Everything
  * else of the stream echo (stream-echo.ts) holds: the --max-buffered bound, half-close ('end' then `end()`), drain
  * ({@link finishFastEcho}).
  */
@@ -28,6 +30,12 @@ import { kConnection } from './symbols.js';
 const READ_BUFFER_SIZE = 64 * 1024;
 
 /**
+ * A read of at least this many bytes moves its connection's next reads into a buffer of its own, written from without
+ * a copy (a bulk connection). Below it, copying into the slab costs less than holding a buffer per connection.
+ */
+const BULK_READ = 16 * 1024;
+
+/**
  * One fast echo engine: its read buffer, its slab, its writer and its read hook. Sockets join it built with
  * {@link FastEcho.socketOptions} (handle-takeover.ts builds them) and {@link FastEcho.adopt}ed.
  */
@@ -43,7 +51,7 @@ export class FastEcho {
     // Reads come through the hook (no timers, no Error per reset); Node's `onread` callback is the same function
     // for a socket whose handle the hook could not take.
     this.#reads = new HandleReadHook(this.#buffer, {
-      data: (socket, buf, nread) => this.#read(socket as EchoSocket, buf, nread),
+      data: (socket, buf, nread) => this.#read(socket as EchoSocket, buf, nread, true),
       error: readError,
     });
     const engine = this;
@@ -54,7 +62,7 @@ export class FastEcho {
       onread: {
         buffer: this.#buffer,
         callback(this: Socket, nread: number, buf: Buffer): boolean {
-          return engine.#read(this as EchoSocket, buf, nread);
+          return engine.#read(this as EchoSocket, buf, nread, false);
         },
       },
     };
@@ -69,14 +77,15 @@ export class FastEcho {
   }
 
   /**
-   * The fast hot path: `buf` is the engine's read buffer, valid until this returns. Returning false stops reading
-   * (until a 'drain' for stream writes, or the last queued direct write, resumes it).
+   * The fast hot path: `buf` is the engine's read buffer or the connection's own (#writeOwn), valid until this
+   * returns; `hooked` when the read came through the read hook (else through Node's `onread` callback). Returning
+   * false stops reading (until a 'drain' for stream writes, or the last queued direct write, resumes it).
    *
    * The echo goes straight to the handle when the socket's own queue is empty; else (a greeting still queued, say)
    * through `socket.write()`, behind what is queued there, so that bytes never overtake each other. libuv keeps its
    * own writes in order, so direct writes queue behind each other and behind the stream's.
    */
-  #read(socket: EchoSocket, buf: Buffer, nread: number): boolean {
+  #read(socket: EchoSocket, buf: Buffer, nread: number, hooked: boolean): boolean {
     const state = socket[kConnection];
     if (state.discard) return true;
     let start = 0;
@@ -90,7 +99,13 @@ export class FastEcho {
     const echo = state.context;
     echo.stats.receivedBytes += length;
     echo.stats.sentBytes += length;
+    const shared = buf === this.#buffer;
+    if (!shared && start === 0 && socket.writableLength === 0) return this.#writeOwn(socket, buf, nread);
     const chunk = this.#slab.copy(buf, start, length);
+    // A bulk read: this connection's next reads land in a buffer of its own, written from without a copy (#writeOwn).
+    // Only through the read hook: Node's own `onread` callback keeps reading into the engine's buffer.
+    if (shared && hooked && length >= BULK_READ)
+      this.#reads.readNextInto(socket, Buffer.allocUnsafeSlow(READ_BUFFER_SIZE));
     if (socket.writableLength === 0) {
       const outcome = this.#writer.write(socket, chunk, socket);
       if (outcome === WRITE_DONE) return true;
@@ -99,13 +114,7 @@ export class FastEcho {
         return false;
       }
       this.#slab.keepLast(length);
-      state.queuedBytes += length;
-      if (state.queuedBytes > echo.maxBuffered) {
-        state.waiting = true;
-        echo.onBackpressure();
-        return false;
-      }
-      return true;
+      return this.#queued(socket, length);
     }
     const below = socket.write(chunk);
     if (socket.writableLength === 0) return true;
@@ -113,6 +122,39 @@ export class FastEcho {
     if (!below && socket.writableLength > echo.maxBuffered) {
       socket.once('drain', fastOnDrain);
       echo.onBackpressure();
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * A read into the connection's own buffer (a bulk connection's: only its own reads overwrite it), nothing queued
+   * on the stream: written straight from it. A write that completes at once is done with it (the kernel has copied
+   * the bytes), so the next read reuses it; a write libuv queues keeps pointing into it, so the next read goes to a
+   * new one. Back to the shared buffer after a read below {@link BULK_READ}, so a connection that goes quiet does not
+   * keep 64 KiB for long.
+   */
+  #writeOwn(socket: EchoSocket, own: Buffer, nread: number): boolean {
+    const outcome = this.#writer.write(socket, nread === own.length ? own : own.subarray(0, nread), socket);
+    if (outcome === WRITE_DONE) {
+      if (nread < BULK_READ) this.#reads.readNextInto(socket, this.#buffer);
+      return true;
+    }
+    if (outcome === WRITE_FAILED) {
+      socket.destroy(this.#writer.lastError);
+      return false;
+    }
+    this.#reads.readNextInto(socket, nread < BULK_READ ? this.#buffer : Buffer.allocUnsafeSlow(READ_BUFFER_SIZE));
+    return this.#queued(socket, nread);
+  }
+
+  /** `length` bytes of a direct write libuv queued: past --max-buffered, reading stops until they are out. */
+  #queued(socket: EchoSocket, length: number): boolean {
+    const state = socket[kConnection];
+    state.queuedBytes += length;
+    if (state.queuedBytes > state.context.maxBuffered) {
+      state.waiting = true;
+      state.context.onBackpressure();
       return false;
     }
     return true;
@@ -156,15 +198,25 @@ export function bytesQueued(socket: EchoSocket): number {
   return socket.writableLength + socket[kConnection].queuedBytes;
 }
 
-/** Starts echoing on an adopted socket: reading has begun already; the client's FIN ends our side after the echo. */
+/**
+ * Starts echoing on an adopted socket: reading has begun already; the client's FIN ends our side after the echo. With
+ * a preamble set (a PROXY header to read first), the echo starts once the preamble is done.
+ */
 export function startFastEcho(socket: EchoSocket): void {
   socket.on('end', endOnEnd);
 }
 
-/** As the stream echo's 'end': `end()` sends our FIN after what is queued. */
+/**
+ * As the stream echo's 'end': `end()` sends our FIN after what is queued. A FIN before the preamble is done (a PROXY
+ * header cut short) goes to the preamble, with `nread` 0.
+ */
 function endOnEnd(this: EchoSocket): void {
+  const preamble = this[kConnection].preamble;
+  if (preamble !== undefined && preamble(this, NO_BYTES, 0) < 0) return;
   this.end();
 }
+
+const NO_BYTES = Buffer.alloc(0);
 
 /** Drain for a fast-path socket: what was read has been echoed already; later input is discarded. */
 export function finishFastEcho(socket: EchoSocket): void {

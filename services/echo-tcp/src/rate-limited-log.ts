@@ -19,13 +19,17 @@ export class RateLimitedWarning {
     this.#intervalMs = intervalMs;
   }
 
-  /** Records one hit; `fields` of the hit that gets logged are included. */
-  hit(fields: Record<string, unknown> = {}): void {
+  /**
+   * Records one hit; `fields` of the hit that gets logged are included (a function: called only for a hit that is
+   * logged, so that a suppressed one formats nothing).
+   */
+  hit(fields: Record<string, unknown> | (() => Record<string, unknown>) = {}): void {
     const now = performance.now();
     if (now - this.#last < this.#intervalMs) {
       this.#suppressed++;
       return;
     }
+    if (typeof fields === 'function') fields = fields();
     this.#log.warn({ ...fields, hits: this.#suppressed + 1, intervalSeconds: this.#intervalMs / 1000 }, this.#message);
     this.#last = now;
     this.#suppressed = 0;

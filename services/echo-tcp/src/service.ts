@@ -72,7 +72,10 @@ export const service = defineService({
           closeWithReset: config.closeWithReset,
         },
         proxyTrusted: config.proxyTrusted,
-        proxyTimeoutMs: Math.max(1, Math.round(config.proxyTimeout * 1000)),
+        proxyTimeoutMs:
+          config.proxyProtocol || config.proxyListen.length > 0
+            ? Math.max(1, Math.round(config.proxyTimeout * 1000))
+            : 0,
         fast,
         sources: {
           allow: config.allow,

@@ -129,6 +129,29 @@ describe('PROXY protocol', () => {
     expect(await errors('truncated')).toBe(before + 1);
   });
 
+  it('counts a connection that ends before any header byte as closed, and one reset mid-header as truncated', async () => {
+    const waitFor = async (reason: string, value: number): Promise<number> => {
+      let seen = await errors(reason);
+      for (let i = 0; i < 100 && seen < value; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        seen = await errors(reason);
+      }
+      return seen;
+    };
+    const closedBefore = await errors('closed');
+    const silent = await connectTo(proxyPort);
+    const ended = await collect(silent.end());
+    expect(ended.data.length).toBe(0);
+    expect(await waitFor('closed', closedBefore + 1)).toBe(closedBefore + 1);
+
+    const truncatedBefore = await errors('truncated');
+    const reset = await connectTo(proxyPort);
+    reset.write(HAPROXY_V2.subarray(0, 20));
+    await new Promise((r) => setTimeout(r, 100)); // read by the server before the reset
+    reset.resetAndDestroy();
+    expect(await waitFor('truncated', truncatedBefore + 1)).toBe(truncatedBefore + 1);
+  });
+
   it('closes a connection whose v1 line runs past 107 bytes without CRLF, without waiting for more', async () => {
     const before = await errors('too_long');
     const socket = await connectTo(proxyPort);

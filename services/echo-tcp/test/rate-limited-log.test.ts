@@ -18,6 +18,15 @@ describe('RateLimitedWarning', () => {
     expect(lines).toEqual([{ fields: { open: 0, hits: 1, intervalSeconds: 60 }, msg: 'limit reached' }]);
   });
 
+  it('builds fields given as a function only for the hit it logs', () => {
+    const { log, lines } = fakeLog();
+    const w = new RateLimitedWarning(log, 'limit reached', 60_000);
+    let built = 0;
+    for (let i = 0; i < 1000; i++) w.hit(() => ({ open: i, built: ++built }));
+    expect(built).toBe(1);
+    expect(lines).toEqual([{ fields: { open: 0, built: 1, hits: 1, intervalSeconds: 60 }, msg: 'limit reached' }]);
+  });
+
   it('logs again after the interval, with the number of hits it stands for', () => {
     const { log, lines } = fakeLog();
     const w = new RateLimitedWarning(log, 'limit reached', 0);

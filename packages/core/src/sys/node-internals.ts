@@ -264,6 +264,10 @@ const UV_EOF = -4095;
 
 /** The socket a hooked handle belongs to. */
 const kHookOwner: unique symbol = Symbol('net.nodeInternals.hookOwner');
+/** The buffer a hooked handle reads into when it is not the hook's own (see HandleReadHook.readNextInto). */
+const kHookBuffer: unique symbol = Symbol('net.nodeInternals.hookBuffer');
+/** The buffer a hooked handle is to read into from its next read on, set during data(). */
+const kHookNextBuffer: unique symbol = Symbol('net.nodeInternals.hookNextBuffer');
 
 type NodeOnRead = (this: HookedHandle, arrayBuffer: unknown) => unknown;
 
@@ -272,6 +276,8 @@ interface HookedHandle {
   reading: boolean;
   readStop(): number;
   [kHookOwner]: Socket;
+  [kHookBuffer]?: Buffer | undefined;
+  [kHookNextBuffer]?: Buffer | undefined;
 }
 
 /**
@@ -291,8 +297,9 @@ function installOnRead(socket: Socket, onread: NodeOnRead, hook: { nodeOnRead: N
 /** What a {@link HandleReadHook} hands its reads to. */
 export interface ReadCallbacks {
   /**
-   * `nread` bytes landed at the start of `buffer` (the socket's `onread` buffer, valid until this returns). False
-   * stops reading, as net's onStreamRead does, until `socket.resume()` starts it again.
+   * `nread` bytes landed at the start of `buffer` (the socket's `onread` buffer, or the one last given to
+   * {@link HandleReadHook.readNextInto}; valid until this returns). False stops reading, as net's onStreamRead does,
+   * until `socket.resume()` starts it again.
    */
   data(socket: Socket, buffer: Buffer, nread: number): boolean;
   /** A read failed with `errno` (a reset, say): the socket is destroyed right after, with no Error object built. */
@@ -319,14 +326,21 @@ export class HandleReadHook {
       const socket = this[kHookOwner];
       if (nread > 0) {
         if (socket.destroyed) return undefined;
-        if (!data(socket, buffer, nread)) {
+        if (!data(socket, this[kHookBuffer] ?? buffer, nread)) {
           this.reading = false;
           if (!socket.destroyed) {
             const err = this.readStop();
             if (err !== 0) socket.destroy(systemError(err, 'read'));
           }
         }
-        return undefined;
+        // A handle built with `onread: { buffer }` reads into the buffer its read callback returns from then on
+        // (src/stream_base.cc CustomBufferJSListener::OnStreamRead: net's `onread.buffer` function form is built on
+        // it). The handle holds it (kHookBuffer): libuv keeps only a pointer.
+        const next = this[kHookNextBuffer];
+        if (next === undefined) return undefined;
+        this[kHookNextBuffer] = undefined;
+        this[kHookBuffer] = next === buffer ? undefined : next;
+        return next;
       }
       if (nread === UV_EOF || nread === 0) return (hook.nodeOnRead as NodeOnRead).call(this, arrayBuffer);
       error(socket, nread);
@@ -338,6 +352,18 @@ export class HandleReadHook {
   /** Hooks `socket`'s reads; false (the socket keeps Node's callback) where its handle looks different. */
   install(socket: Socket): boolean {
     return installOnRead(socket, this.#onread, this);
+  }
+
+  /**
+   * Only inside `data()`: `socket`'s reads land in `buffer` from its next read on (the hook's own buffer to go
+   * back), so the one just read stays as it is: a write libuv queued from it may keep pointing at it. False, nothing
+   * changed, when this hook does not read for `socket` (Node's `onread` callback does: its buffer stays).
+   */
+  readNextInto(socket: Socket, buffer: Buffer): boolean {
+    const handle = (socket as unknown as { _handle?: HookedHandle | null })._handle;
+    if (handle == null || handle.onread !== this.#onread) return false;
+    handle[kHookNextBuffer] = buffer;
+    return true;
   }
 }
 
