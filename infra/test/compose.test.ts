@@ -16,7 +16,7 @@
  * netavark and aardvark-dns, installed with podman by .ci/run. Runs as root where podman and docker-compose are
  * installed; NET_TEST_IMAGES=0 skips it.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -39,7 +39,6 @@ import {
   podmanEnv,
   pollUntil,
   readAll,
-  serviceBin,
   startProcess,
 } from './support.js';
 

@@ -26,7 +26,6 @@ import {
   pollUntil,
   readAll,
   repoRoot,
-  serviceBin,
 } from './support.js';
 
 const enabled = process.env.NET_TEST_IMAGES !== '0' && hasCommand('podman') && process.getuid?.() === 0;
