@@ -43,3 +43,19 @@ export async function metric(admin: string, name: string, labels = ''): Promise<
   }
   return undefined;
 }
+
+/** Polls a metric until it equals `want` (bounded: 60 polls, 50 ms apart); returns the last value seen. */
+export async function metricBecomes(
+  admin: string,
+  name: string,
+  labels: string,
+  want: number,
+): Promise<number | undefined> {
+  let value: number | undefined;
+  for (let i = 0; i < 60; i++) {
+    value = await metric(admin, name, labels);
+    if (value === want) return value;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return value;
+}

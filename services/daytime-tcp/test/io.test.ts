@@ -2,20 +2,9 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { stopAllServices } from '@net/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { fetchLine, metric, startServer } from './helpers.js';
+import { fetchLine, metric, metricBecomes, startServer } from './helpers.js';
 
 afterEach(() => stopAllServices());
-
-/** Polls a metric until it equals `want` (bounded: 60 polls, 50 ms apart); returns the last value seen. */
-async function metricBecomes(admin: string, name: string, labels: string, want: number): Promise<number | undefined> {
-  let value: number | undefined;
-  for (let i = 0; i < 60; i++) {
-    value = await metric(admin, name, labels);
-    if (value === want) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return value;
-}
 
 /** A client that connects, reads the whole answer, and resets once it has it (as the bench's clients do). */
 async function readThenReset(port: number): Promise<string> {

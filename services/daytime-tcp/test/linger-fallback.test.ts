@@ -2,20 +2,9 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { stopAllServices } from '@net/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { metric, startServer } from './helpers.js';
+import { metric, metricBecomes, startServer } from './helpers.js';
 
 afterEach(() => stopAllServices());
-
-/** Polls a metric until it equals `want` (bounded: 60 polls, 50 ms apart); returns the last value seen. */
-async function metricBecomes(admin: string, name: string, labels: string, want: number): Promise<number | undefined> {
-  let value: number | undefined;
-  for (let i = 0; i < 60; i++) {
-    value = await metric(admin, name, labels);
-    if (value === want) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return value;
-}
 
 // With the fence's hook (test/server.test.ts), a reset after the answer ends the connection quietly. Where the fence
 // says the internals are not there, the answered socket keeps Node's own read path: the reset still ends the

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { stopAllServices } from '@net/testkit';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { formatDaytime } from '../src/format.js';
-import { fetchLine, metric, type Running, startServer } from './helpers.js';
+import { fetchLine, metric, metricBecomes, type Running, startServer } from './helpers.js';
 
 afterEach(() => stopAllServices());
 
@@ -13,17 +13,6 @@ function linesBetween(before: number, after: number, format: 'ctime' | 'rfc3339'
   for (let s = Math.floor(before / 1000); s <= Math.floor(after / 1000); s++)
     out.push(formatDaytime(new Date(s * 1000), format, opts));
   return out;
-}
-
-/** Polls a metric until it equals `want` (bounded: 60 polls, 50 ms apart); returns the last value seen. */
-async function metricBecomes(admin: string, name: string, labels: string, want: number): Promise<number | undefined> {
-  let value: number | undefined;
-  for (let i = 0; i < 60; i++) {
-    value = await metric(admin, name, labels);
-    if (value === want) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return value;
 }
 
 /** Opens a connection that never reads and never closes (allowHalfOpen keeps our side open after the FIN). */
