@@ -16,7 +16,7 @@ import { runIdle, runLoadgen } from './loadgen.mjs';
 import { killAllOnExit } from './processes.mjs';
 import { generatorNotes, machineInfo, problemsOf, saturatedScenarios, summarize, writeReport } from './report.mjs';
 import { CLOSED_LOOP_SLOTS, SCENARIOS } from './scenarios.mjs';
-import { openFilesLimit, startServer, stopServer, TARGETS } from './servers.mjs';
+import { openFilesLimit, scenarioTargets, startServer, stopServer, TARGETS } from './servers.mjs';
 
 const MODES = {
   full: { runs: 3, duration: 2.5, warmup: 0.5 },
@@ -100,7 +100,7 @@ async function main() {
 
   for (const scenario of cli.unpinned ? withUnpinnedTwins(SCENARIOS) : SCENARIOS) {
     if (!scenario.modes.includes(cli.mode) || (cli.only && !cli.only.test(scenario.id))) continue;
-    const targets = scenario.targets.map((id) => TARGETS[id]);
+    const targets = scenarioTargets(scenario).map((id) => TARGETS[id]);
     for (const t of targets.filter((t) => t.missing)) {
       console.log(`${scenario.id}: ${t.label}: ${t.missing}; skipped`);
       skipped.push(`${scenario.title}: ${t.label}: ${t.missing}`);

@@ -14,14 +14,14 @@ const LOG_DIR = join(BUILD_DIR, 'logs');
  * A target is one way of running a server of one kind (`tcp-echo`, `udp-echo`, `daytime`).
  * role: `reference` (C, every ratio's denominator), `baseline` (plain Node) or `service` (the code under test).
  */
-export function serviceTarget(service, kind, label, extraArgs, node = process.execPath) {
-  const main = join(REPO_DIR, 'services', service, 'dist', 'main.js');
+export function serviceTarget(service, kind, label, extraArgs, node = process.execPath, repo = REPO_DIR) {
+  const main = join(repo, 'services', service, 'dist', 'main.js');
   return {
     id: label,
     kind,
     role: 'service',
     label,
-    missing: existsSync(main) ? undefined : `not built (services/${service}/dist/main.js missing)`,
+    missing: existsSync(main) ? undefined : `not built (${main} missing)`,
     command: (port) => [node, main, 'serve', '--host', '127.0.0.1', '--port', String(port), ...extraArgs],
   };
 }
@@ -164,6 +164,29 @@ export const TARGETS = {
     loadgen: { proxy: true },
   },
 };
+/**
+ * A/B in one run: NET_BENCH_BASE names another checkout of this repository, built (a git worktree of the commit to
+ * compare with). Each echo-tcp target then has a twin running that checkout's build, labelled "(base)", which takes
+ * its turn beside it within every run of a scenario: the two are compared under the same load, interleaved, which
+ * separate runs minutes apart cannot do on a shared machine (bench/README: noise).
+ */
+const BASE_REPO = process.env.NET_BENCH_BASE;
+if (BASE_REPO) {
+  for (const id of ['echo-tcp', 'echo-tcp-proxy']) {
+    const target = TARGETS[id];
+    const args = target.command(0).slice(7); // past node, main, serve, --host, 127.0.0.1, --port, port
+    TARGETS[`${id}-base`] = {
+      ...target,
+      ...serviceTarget('echo-tcp', target.kind, `${target.label} (base)`, args, process.execPath, BASE_REPO),
+    };
+  }
+}
+
+/** The targets a scenario compares: its own, each echo-tcp one followed by its NET_BENCH_BASE twin when set. */
+export function scenarioTargets(scenario) {
+  return scenario.targets.flatMap((id) => (TARGETS[`${id}-base`] ? [id, `${id}-base`] : [id]));
+}
+
 for (const [id, target] of Object.entries(TARGETS)) target.id = id;
 
 /**

@@ -14,19 +14,26 @@ import {
   handleFd,
   hasHandle,
   NODE_INTERNALS_ENV,
+  noDelayRawHandle,
   nodeInternalsAvailable,
+  pauseRawHandle,
   RAW_READ_EOF,
   type RawClientHandle,
   type RawHandleEvents,
+  rawHandlePeer,
   rawHandleUnsupported,
+  rawReadNextInto,
   readEnded,
   readRawHandle,
+  resetRawHandle,
+  resumeRawHandle,
   shutdownRawHandle,
   takeOverSocket,
   tlsRawSocket,
   WRITE_DONE,
   WRITE_FAILED,
   WRITE_QUEUED,
+  writeBufferToRawHandle,
   writeLatin1ToRawHandle,
 } from '../src/sys/node-internals.js';
 
@@ -387,7 +394,7 @@ describe('raw accepted handles', () => {
       log,
       closed,
       onRead: (bytes) => log.push(bytes === RAW_READ_EOF ? 'eof' : bytes > 0 ? `read ${bytes}` : `error ${bytes}`),
-      onQueuedWrite: (status) => log.push(`queued write ${status}`),
+      onQueuedWrite: (status, bytes) => log.push(`queued write ${status} ${bytes}`),
       onShutdown: (status) => log.push(`shutdown ${status}`),
       onClosed: () => {
         log.push('closed');
@@ -434,6 +441,109 @@ describe('raw accepted handles', () => {
       client.destroy();
       server.close();
     }
+  });
+
+  /** A server whose next accepted handle resolves `handle`, and a client connected to it. */
+  async function rawPair(clientOptions: net.NetConnectOpts = { port: 0 }) {
+    const server = net.createServer(() => {
+      throw new Error("a raw handle must never become a 'connection'");
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const handle = new Promise<RawClientHandle>((resolve, reject) => {
+      acceptRawHandles(server, resolve, (errno) => reject(new Error(`accept failed: ${errno}`)));
+    });
+    const client = net.connect({
+      ...clientOptions,
+      port: (server.address() as net.AddressInfo).port,
+      host: '127.0.0.1',
+    });
+    client.on('error', () => {});
+    cleanup.push(() => {
+      client.destroy();
+      server.close();
+    });
+    await once(client, 'connect');
+    return { handle: await handle, client };
+  }
+
+  it('read into a buffer of ours, and into the next one rawReadNextInto gives, leaving the one just read as it was', async () => {
+    const { handle, client } = await rawPair();
+    const first = Buffer.alloc(64);
+    const second = Buffer.alloc(64);
+    const reads: string[] = [];
+    let current = first;
+    const events = recorder();
+    const onRead = events.onRead;
+    events.onRead = (bytes) => {
+      onRead(bytes);
+      if (bytes <= 0) return;
+      reads.push(current.toString('latin1', 0, bytes));
+      if (current === first) {
+        rawReadNextInto(handle, second);
+        current = second;
+      }
+    };
+    expect(readRawHandle(handle, events, first)).toBe(0);
+    client.write('one');
+    for (let i = 0; i < 100 && reads.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    client.write('two!');
+    for (let i = 0; i < 100 && reads.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(reads).toEqual(['one', 'two!']);
+    expect(first.toString('latin1', 0, 3)).toBe('one');
+    expect(second.toString('latin1', 0, 4)).toBe('two!');
+    closeRawHandle(handle);
+    await events.closed;
+  });
+
+  it('write Buffers at once or queued (with their byte count), stop and resume reading, and tell the peer', async () => {
+    const { handle, client } = await rawPair();
+    noDelayRawHandle(handle);
+    expect(rawHandlePeer(handle)).toEqual({ address: '127.0.0.1', port: client.localPort });
+    const events = recorder();
+    expect(readRawHandle(handle, events, Buffer.alloc(1024))).toBe(0);
+    expect(writeBufferToRawHandle(handle, Buffer.from('at once'))).toBe(0);
+    client.pause();
+    // The client reads nothing: the kernel's buffers fill and libuv queues (bounded: 64 MiB at most).
+    const chunk = Buffer.alloc(1 << 20, 7);
+    let outcome = 0;
+    let written = 0;
+    for (let i = 0; i < 64 && outcome === 0; i++) {
+      outcome = writeBufferToRawHandle(handle, chunk);
+      written += chunk.length;
+    }
+    expect(outcome).toBe(1);
+    expect(pauseRawHandle(handle)).toBe(0);
+    client.write('while paused');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(events.log.filter((e) => e.startsWith('read'))).toEqual([]);
+    expect(resumeRawHandle(handle)).toBe(0);
+    let received = 0;
+    client.on('data', (d: Buffer) => {
+      received += d.length;
+    });
+    client.resume();
+    for (let i = 0; i < 500 && !events.log.includes(`queued write 0 ${chunk.length}`); i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(events.log).toContain(`queued write 0 ${chunk.length}`);
+    expect(events.log).toContain('read 12');
+    for (let i = 0; i < 500 && received < written + 7; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(received).toBe(written + 7);
+    closeRawHandle(handle);
+    await events.closed;
+  });
+
+  it('reset a connection (SO_LINGER 0): the client sees ECONNRESET', async () => {
+    const { handle, client } = await rawPair();
+    const errors: string[] = [];
+    client.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code ?? ''));
+    const events = recorder();
+    expect(readRawHandle(handle, events)).toBe(0);
+    // (events.once would reject on the 'error' this test expects)
+    const closed = new Promise((r) => client.once('close', r));
+    resetRawHandle(handle);
+    await events.closed;
+    await closed;
+    expect(errors).toEqual(['ECONNRESET']);
   });
 
   it('refuse a server that is not listening (no handle), changing nothing', () => {

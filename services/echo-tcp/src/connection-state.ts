@@ -115,7 +115,7 @@ export type EchoSocket<Context extends EchoContext = EchoContext> = Socket & {
 };
 
 /** A PROXY header's client as logged (`address:port`, `[v6]:port`, a Unix path), or undefined when there is none. */
-export function clientPeer(state: ConnectionState): string | undefined {
+export function clientPeer(state: { readonly client: ProxyInfo | undefined }): string | undefined {
   const info = state.client;
   if (info === undefined || info.source === undefined) return undefined;
   const { address, port } = info.source;

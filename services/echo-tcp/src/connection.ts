@@ -6,12 +6,16 @@
  */
 import type { Server, Socket } from 'node:net';
 import {
+  acceptRawHandles,
   type Cidr,
   type ConnectionTracker,
+  closeRawHandle,
   errnoName,
   formatPeer,
   type Logger,
   type Metrics,
+  noDelayRawHandle,
+  type RawClientHandle,
   systemError,
   tlsRawSocket,
 } from '@net/core';
@@ -30,6 +34,7 @@ import { type FaultOptions, faultsEnabled, finishFaultyEcho, startFaultyEcho } f
 import { acceptOnHandle, takeOver, takeOverAfterReads } from './handle-takeover.js';
 import { ProxyPreamble } from './proxy-preamble.js';
 import { RateLimitedWarning } from './rate-limited-log.js';
+import { RawConnection, RawEcho, type RawEchoOwner } from './raw-echo.js';
 import { SourcePolicy, type SourcePolicyOptions, type SourceRejection } from './source-policy.js';
 import { finishEcho, startEcho } from './stream-echo.js';
 import { kConnection } from './symbols.js';
@@ -48,6 +53,8 @@ export interface ConnectionOptions {
   proxyTimeoutMs: number;
   /** --io: false keeps every connection on the stream path (net.Socket 'data', write, pause/drain). */
   fast: boolean;
+  /** With `fast`: plain listeners' connections are echoed on their raw handles (raw-echo.ts), with no net.Socket. */
+  raw: boolean;
   /** --allow, --deny, --max-per-source, --per-source-ipv6-prefix. */
   sources: SourcePolicyOptions;
 }
@@ -90,6 +97,8 @@ export class ConnectionHandler {
   readonly #context: AcceptContext;
   /** The fast echo engine, when --io allows it and no test knob is on. */
   readonly #fast: FastEcho | undefined;
+  /** The raw echo engine of the plain listeners, when the fast path runs and raw handles work here. */
+  readonly #raw: RawEcho | undefined;
   readonly #faulty: boolean;
   /** Raw sockets of TLS listeners reset by the source policy: their TLS socket's handshake error is not counted. */
   readonly #screenedOut = new WeakSet<Socket>();
@@ -121,6 +130,7 @@ export class ConnectionHandler {
     this.#metrics = metrics;
     this.#faulty = faultsEnabled(options.faults);
     this.#fast = options.fast && !this.#faulty ? new FastEcho() : undefined;
+    this.#raw = this.#fast !== undefined && options.raw ? new RawEcho(this.#rawOwner()) : undefined;
     // Plain numbers on the hot path, read by prom-client only when /metrics is scraped.
     // prom-client reads metrics in registration order, synchronously: this reader, declared before net_errors_total,
     // moves the pending read errors into that counter just before it is read.
@@ -137,8 +147,14 @@ export class ConnectionHandler {
       options: { trusted: options.proxyTrusted, timeoutMs: options.proxyTimeoutMs },
       log,
       metrics,
-      admitSource: this.#screening ? (conn, address) => this.#admitSource(conn, address) : undefined,
-      fastHeaderDone: (conn, buf, start, nread) => this.#fastHeaderDone(conn as Conn, buf, start, nread),
+      admitSource: this.#screening
+        ? (conn, address) =>
+            conn instanceof RawConnection ? this.#admitRawSource(conn, address) : this.#admitSource(conn, address)
+        : undefined,
+      fastHeaderDone: (conn, buf, start, nread) =>
+        conn instanceof RawConnection
+          ? this.#rawHeaderDone(conn, start)
+          : this.#fastHeaderDone(conn as Conn, buf, start, nread),
     });
     this.#context = {
       stats: this.stats,
@@ -235,6 +251,135 @@ export class ConnectionHandler {
   }
 
   /**
+   * Makes `server` (a plain listener, listening) accept raw handles, each echoed with no net.Socket (raw-echo.ts).
+   * False, changing nothing, when the raw echo is off or the listening handle does not allow it: the caller keeps
+   * {@link acceptOnHandle} or {@link acceptFast}.
+   */
+  acceptRawOnHandle(server: Server): boolean {
+    const engine = this.#raw;
+    if (engine === undefined) return false;
+    return acceptRawHandles(
+      server,
+      (handle) => this.#acceptRaw(handle, engine),
+      (errno) => this.acceptError(systemError(errno, 'accept')),
+    );
+  }
+
+  /** A plain listener's accepted handle, in the steps every path takes: limit, source policy, tracking, greeting. */
+  #acceptRaw(handle: RawClientHandle, engine: RawEcho): void {
+    const conn = this.#admitRaw(handle, engine);
+    if (conn === undefined) return;
+    if (this.#screening) {
+      const source = this.#admitRawSource(conn, conn.remoteAddress);
+      if (source === false) return;
+      conn.source = source;
+    }
+    this.#trackRaw(conn);
+    const greeting = this.#options.greeting;
+    if (greeting !== undefined) this.stats.sentBytes += greeting.length;
+    conn.start(greeting);
+  }
+
+  /**
+   * A PROXY listener on the raw path: accepts raw handles as the plain listeners do, and reads the header in the raw
+   * read callback (proxy-preamble.ts), with the stream path's rules (#handshake). False when the raw echo is off or
+   * the listening handle does not allow it: the caller keeps {@link acceptProxyOnHandle}.
+   */
+  acceptProxyRawOnHandle(server: Server): boolean {
+    const engine = this.#raw;
+    if (engine === undefined) return false;
+    return acceptRawHandles(
+      server,
+      (handle) => {
+        const conn = this.#admitRaw(handle, engine);
+        if (conn === undefined) return;
+        this.#trackRaw(conn);
+        // Reading from the start: a refused connection then closes through the handle's events, like any other.
+        conn.start(undefined);
+        if (!this.#proxy.trusted(conn)) return;
+        this.#proxy.readOnFastPath(conn, this.#tick + this.#headerTicks);
+      },
+      (errno) => this.acceptError(systemError(errno, 'accept')),
+    );
+  }
+
+  /** A raw PROXY connection's header is in and accepted: the greeting, then the echo from `start` in this read. */
+  #rawHeaderDone(conn: RawConnection, start: number): number {
+    const greeting = this.#options.greeting;
+    if (greeting !== undefined) {
+      this.stats.sentBytes += greeting.length;
+      if (!conn.send(greeting)) return -1;
+    }
+    // A drain began while the header was on its way: what came with the header is echoed, then it is drained.
+    if (this.#draining) conn.finishAfterRead();
+    return start;
+  }
+
+  /** --max-connections, then a raw connection for `handle` (undefined: closed at once). */
+  #admitRaw(handle: RawClientHandle, engine: RawEcho): RawConnection | undefined {
+    if (this.#overLimit()) {
+      closeRawHandle(handle);
+      return undefined;
+    }
+    noDelayRawHandle(handle);
+    return new RawConnection(handle, engine);
+  }
+
+  /** The source policy for a raw connection: its key, or false when it was refused (reset at once). */
+  #admitRawSource(conn: RawConnection, address: string | undefined): string | undefined | false {
+    const verdict = this.#judgeSource(address, () => conn.formatPeer());
+    if (verdict === false) conn.reset();
+    return verdict;
+  }
+
+  #trackRaw(conn: RawConnection): void {
+    this.#connections.track(conn);
+    conn.seenTick = this.#tick;
+    if (this.#log.isLevelEnabled('debug')) {
+      conn.peer = conn.formatPeer();
+      this.#log.debug({ peer: conn.peer }, 'connection opened');
+    }
+  }
+
+  /** What the raw echo's connections report to. */
+  #rawOwner(): RawEchoOwner {
+    const limitHits = this.#metrics.counter('net_limit_hits_total');
+    return {
+      stats: this.stats,
+      maxBuffered: this.#options.maxBuffered,
+      onBackpressure: () => limitHits.inc({ limit: 'max_buffered' }),
+      failed: (conn, errno, syscall) => {
+        // Counted as a socket's 'error' is (connOnError), moved into net_errors_total at scrape time.
+        const errors = this.#context.readErrors;
+        errors.set(errno, (errors.get(errno) ?? 0) + 1);
+        if (this.#log.isLevelEnabled('debug'))
+          this.#log.debug(
+            { peer: clientPeer(conn) ?? conn.formatPeer(), err: systemError(errno, syscall) },
+            'connection error',
+          );
+        // Under an incomplete PROXY header: refused as closed.
+        this.#proxy.gone(conn, 'closed');
+      },
+      closed: (conn) => {
+        this.#connections.untrack(conn);
+        if (conn.source !== undefined) this.#sources.release(conn.source);
+        if (this.#log.isLevelEnabled('debug')) {
+          const via = conn.formatPeer();
+          this.#log.debug(
+            {
+              peer: clientPeer(conn) ?? via,
+              ...(conn.client?.source !== undefined ? { via } : {}),
+              receivedBytes: conn.bytesRead,
+              sentBytes: conn.bytesWritten,
+            },
+            'connection closed',
+          );
+        }
+      },
+    };
+  }
+
+  /**
    * A PROXY listener on the fast path: accepts on the listening handle as the plain ones do, and reads the header
    * inside the fast read callback (proxy-preamble.ts), with the stream path's rules (#handshake); a drain that starts
    * mid-header lets the header finish. False when the listening handle does not allow it: the 'connection' path
@@ -299,15 +444,21 @@ export class ConnectionHandler {
    * debug and warned about at most once per interval.
    */
   #admitSource(socket: Socket, address: string | undefined): string | undefined | false {
+    const verdict = this.#judgeSource(address, () => formatPeer(socket));
+    if (verdict === false) socket.resetAndDestroy();
+    return verdict;
+  }
+
+  /** {@link admitSource} without the reset: the caller resets what it refuses. `via` formats the peer for a log. */
+  #judgeSource(address: string | undefined, via: () => string): string | undefined | false {
     const verdict = this.#sources.admit(address);
     if ('key' in verdict) return verdict.key;
     const reason = verdict.refused;
     this.#metrics.counter('net_connections_rejected_total').inc({ reason });
     if (this.#log.isLevelEnabled('debug')) {
-      this.#log.debug({ peer: address, via: formatPeer(socket), reason }, 'connection refused by the source policy');
+      this.#log.debug({ peer: address, via: via(), reason }, 'connection refused by the source policy');
     }
     this.#sourceWarnings[reason].hit({ peer: address });
-    socket.resetAndDestroy();
     return false;
   }
 
@@ -327,11 +478,19 @@ export class ConnectionHandler {
 
   /** Over --max-connections: counted, warned about (rate-limited) and closed at once. */
   #refused(socket: Socket): boolean {
+    if (!this.#overLimit()) return false;
+    socket.destroy();
+    return true;
+  }
+
+  /**
+   * True, counted and warned about, when --max-connections are open: the caller closes the new one at once, so the
+   * client learns it now instead of at its own timeout.
+   */
+  #overLimit(): boolean {
     if (this.#connections.size < this.#options.maxConnections) return false;
     this.#metrics.counter('net_connections_rejected_total').inc({ reason: 'max_connections' });
     this.#maxConnectionsWarning.hit({ open: this.#connections.size });
-    // Never left hanging: closed at once, so the client learns it now instead of at its own timeout.
-    socket.destroy();
     return true;
   }
 
@@ -387,6 +546,8 @@ export class ConnectionHandler {
     this.#connections.forEach((socket) => {
       finishConnection(socket as Conn);
     });
+    // The only connections that are not sockets here are the raw echo's.
+    this.#connections.forEachHandle((conn) => (conn as RawConnection).finish());
   }
 
   /**
@@ -408,6 +569,23 @@ export class ConnectionHandler {
         state.seenTick = tick;
       } else if (tick - state.seenTick >= idleTicks && !conn.destroyed) {
         idleTimeout(conn);
+      }
+    });
+    this.#connections.forEachHandle((handle) => {
+      const conn = handle as RawConnection;
+      if (conn.header !== undefined && tick >= conn.header.deadlineTick) this.#proxy.expired(conn);
+      if (idleTicks === 0) return;
+      const bytes = conn.bytesRead + conn.bytesWritten;
+      if (bytes !== conn.seenBytes) {
+        conn.seenBytes = bytes;
+        conn.seenTick = tick;
+      } else if (tick - conn.seenTick >= idleTicks && !conn.closing) {
+        this.#metrics.counter('net_limit_hits_total').inc({ limit: 'idle_timeout' });
+        if (this.#log.isLevelEnabled('debug'))
+          this.#log.debug({ peer: clientPeer(conn) ?? conn.formatPeer() }, 'idle timeout: closing');
+        // Idle under an incomplete PROXY header: refused as closed, as any close under it is.
+        this.#proxy.gone(conn, 'closed');
+        conn.destroy();
       }
     });
   }

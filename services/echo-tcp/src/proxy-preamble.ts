@@ -1,6 +1,7 @@
 /**
- * The PROXY protocol header in front of a connection of a PROXY listener, on both paths: read inside the fast read
- * callback (fast-echo.ts setPreamble) or as a stream (core's readProxyHeader). The rules are the same on both: only
+ * The PROXY protocol header in front of a connection of a PROXY listener, on every path: read inside the read callback
+ * of a raw connection (raw-echo.ts `preamble`) or of a fast socket (fast-echo.ts setPreamble), or as a stream (core's
+ * readProxyHeader). The rules are the same on both: only
  * a trusted source may speak for a client (else anyone could choose the address we log), the whole header within
  * --proxy-timeout (CVE-2021-23409), the same reasons when refused, and the source policy on the header's client.
  * A v2 LOCAL header (HAProxy's health checks) and a v1 UNKNOWN one carry no client: the connection is served as
@@ -20,17 +21,36 @@ import {
 import { clientPeer, type EchoSocket, type HeaderState } from './connection-state.js';
 import { setPreamble } from './fast-echo.js';
 import { RateLimitedWarning } from './rate-limited-log.js';
+import { RawConnection } from './raw-echo.js';
 import { kConnection } from './symbols.js';
 
+/** A connection whose header is read in its read callback: a fast socket, or a raw connection. */
+export type HeaderConn = EchoSocket | RawConnection;
+
+/** What the header reader keeps on a connection: on a socket's state, or on the raw connection itself. */
+interface HeaderFields {
+  header: HeaderState | undefined;
+  client: ProxyInfo | undefined;
+  source: string | undefined;
+}
+
+function fieldsOf(conn: HeaderConn): HeaderFields {
+  return conn instanceof RawConnection ? conn : conn[kConnection];
+}
+
+function peerOf(conn: HeaderConn): string {
+  return conn instanceof RawConnection ? conn.formatPeer() : formatPeer(conn);
+}
+
 /** --allow/--deny/--max-per-source for `address`: false when refused (the connection is reset), else its key. */
-export type AdmitSource = (conn: EchoSocket, address: string) => string | undefined | false;
+export type AdmitSource = (conn: HeaderConn, address: string) => string | undefined | false;
 
 /**
- * The header of a fast-path connection is in and accepted: `start` is where the payload starts in `buf` (the
+ * The header of a fast-path or raw connection is in and accepted: `start` is where the payload starts in `buf` (the
  * engine's read buffer, valid until the callback returns). Returns what the read callback returns: where the echo
  * starts, `nread` when nothing is left to echo, -1 when the connection was closed.
  */
-export type FastHeaderDone = (conn: EchoSocket, buf: Buffer, start: number, nread: number) => number;
+export type FastHeaderDone = (conn: HeaderConn, buf: Buffer, start: number, nread: number) => number;
 
 export interface ProxyPreambleOptions {
   /** --proxy-trusted. */
@@ -65,10 +85,11 @@ export class ProxyPreamble {
   }
 
   /** --proxy-trusted: false, the connection refused, when its source may not send a header. */
-  trusted(conn: EchoSocket): boolean {
+  trusted(conn: HeaderConn): boolean {
     // A Unix socket peer has no address: access to the socket file is the trust boundary there.
-    if (conn.remoteAddress === undefined || cidrContains(this.#options.trusted, conn.remoteAddress)) return true;
-    this.#refused(conn, 'untrusted', `source ${formatPeer(conn)} is not in --proxy-trusted`);
+    const address = conn.remoteAddress;
+    if (address === undefined || cidrContains(this.#options.trusted, address)) return true;
+    this.#refused(conn, 'untrusted', `source ${peerOf(conn)} is not in --proxy-trusted`);
     return false;
   }
 
@@ -79,9 +100,10 @@ export class ProxyPreamble {
    * caller's sweep calls {@link expired} at `deadlineTick`, the echo's 'end' hands the FIN to the preamble, and a
    * connection closed under it (a reset, the idle timeout) is reported with {@link gone}.
    */
-  readOnFastPath(conn: EchoSocket, deadlineTick: number): void {
-    conn[kConnection].header = { pending: undefined, deadlineTick };
-    setPreamble(conn, this.#preamble);
+  readOnFastPath(conn: HeaderConn, deadlineTick: number): void {
+    fieldsOf(conn).header = { pending: undefined, deadlineTick };
+    if (conn instanceof RawConnection) conn.preamble = this.#preamble;
+    else setPreamble(conn, this.#preamble);
   }
 
   /**
@@ -102,23 +124,24 @@ export class ProxyPreamble {
   }
 
   /** A fast-path connection ended (FIN) or closed before its whole header came; nothing when the header is in. */
-  gone(conn: EchoSocket, what: string): void {
-    const received = conn[kConnection].header?.pending?.length ?? 0;
-    if (conn[kConnection].header === undefined) return;
+  gone(conn: HeaderConn, what: string): void {
+    const header = fieldsOf(conn).header;
+    if (header === undefined) return;
+    const received = header.pending?.length ?? 0;
     this.#done(conn);
     if (received === 0) this.#refused(conn, 'closed', `the connection ${what} before a header arrived`);
     else this.#refused(conn, 'truncated', `the connection ${what} after ${received} bytes of an incomplete header`);
   }
 
-  readonly #preamble = (socket: EchoSocket, buf: Buffer, nread: number): number => this.#read(socket, buf, nread);
+  readonly #preamble = (conn: HeaderConn, buf: Buffer, nread: number): number => this.#read(conn, buf, nread);
 
-  /** Bytes of a fast-path connection before its header is complete: returns where the payload starts. */
-  #read(conn: EchoSocket, buf: Buffer, nread: number): number {
+  /** Bytes of a fast-path or raw connection before its header is complete: returns where the payload starts. */
+  #read(conn: HeaderConn, buf: Buffer, nread: number): number {
     if (nread === 0) {
       this.gone(conn, 'ended (FIN)');
       return -1;
     }
-    const state = conn[kConnection].header as HeaderState;
+    const state = fieldsOf(conn).header as HeaderState;
     const previous = state.pending?.length ?? 0;
     // Most headers come whole in one read and are parsed in place; the parser bounds what needs keeping.
     const bytes =
@@ -143,15 +166,17 @@ export class ProxyPreamble {
   }
 
   /** The header is complete or refused: its state and the preamble go. */
-  #done(conn: EchoSocket): void {
-    conn[kConnection].header = undefined;
-    setPreamble(conn, undefined);
+  #done(conn: HeaderConn): void {
+    fieldsOf(conn).header = undefined;
+    if (conn instanceof RawConnection) conn.preamble = undefined;
+    else setPreamble(conn, undefined);
   }
 
   /** --proxy-timeout passed (the sweep's deadline tick) with the header still incomplete. */
-  expired(conn: EchoSocket): void {
-    const received = conn[kConnection].header?.pending?.length ?? 0;
-    if (conn[kConnection].header === undefined || conn.destroyed) return;
+  expired(conn: HeaderConn): void {
+    const header = fieldsOf(conn).header;
+    if (header === undefined || conn.destroyed) return;
+    const received = header.pending?.length ?? 0;
     this.#done(conn);
     this.#refused(
       conn,
@@ -164,24 +189,25 @@ export class ProxyPreamble {
    * The real client's address for logs, the source policy on it, and the debug line. False when the policy refused
    * the client: the connection has been reset.
    */
-  #accepted(conn: EchoSocket, info: ProxyInfo): boolean {
+  #accepted(conn: HeaderConn, info: ProxyInfo): boolean {
+    const fields = fieldsOf(conn);
     if (info.command === 'PROXY' && info.source !== undefined) {
       const { address } = info.source;
-      conn[kConnection].client = info;
+      fields.client = info;
       // The header's client is the one --allow/--deny/--max-per-source mean: the proxy's own address would put
       // every client behind it in one source. A LOCAL or UNKNOWN header (a health check) is the trusted proxy
       // speaking for itself: neither checked nor counted.
       if (this.#admitSource !== undefined && info.family !== 'UNIX') {
         const source = this.#admitSource(conn, address);
         if (source === false) return false;
-        conn[kConnection].source = source;
+        fields.source = source;
       }
     }
     if (this.#log.isLevelEnabled('debug')) {
       this.#log.debug(
         {
-          peer: clientPeer(conn[kConnection]) ?? formatPeer(conn),
-          via: formatPeer(conn),
+          peer: clientPeer(fields) ?? peerOf(conn),
+          via: peerOf(conn),
           proxy: `v${info.version} ${info.command} ${info.family}`,
         },
         'PROXY header accepted',
@@ -191,11 +217,11 @@ export class ProxyPreamble {
   }
 
   /** Counted by reason, logged at debug, warned about (rate-limited), and closed. */
-  #refused(conn: EchoSocket, reason: string, message: string): void {
+  #refused(conn: HeaderConn, reason: string, message: string): void {
     this.#metrics.counter('net_proxy_header_errors_total').inc({ reason });
     if (this.#log.isLevelEnabled('debug'))
-      this.#log.debug({ peer: formatPeer(conn), reason }, `PROXY header refused: ${message}`);
-    this.#warning.hit(() => ({ reason, peer: formatPeer(conn) }));
+      this.#log.debug({ peer: peerOf(conn), reason }, `PROXY header refused: ${message}`);
+    this.#warning.hit(() => ({ reason, peer: peerOf(conn) }));
     conn.destroy();
   }
 }

@@ -19,6 +19,7 @@ import {
   nodeInternalsAvailable,
   PROXY_PROTOCOL_REASONS,
   type RunningService,
+  rawHandleUnsupported,
 } from '@net/core';
 import { checkOptions, runCheck } from './check.js';
 import { clientOptions, runClient } from './client.js';
@@ -77,6 +78,8 @@ export const service = defineService({
             ? Math.max(1, Math.round(config.proxyTimeout * 1000))
             : 0,
         fast,
+        // Node 20-26 all have what raw handles need; where one does not, plain connections keep a fast socket.
+        raw: fast && rawHandleUnsupported() === undefined,
         sources: {
           allow: config.allow,
           deny: config.deny,
@@ -152,8 +155,11 @@ export const service = defineService({
         // The fast path accepts on the listening handle (no throw-away Socket per connection; PROXY headers read in
         // the fast read callback) where it can; the 'connection' listener above stays for a handle that does not
         // look as expected.
-        if (kind === 'plain' && handler.fastPath) handler.acceptOnHandle(server);
-        else if (kind === 'proxy' && handler.fastPath) handler.acceptProxyOnHandle(server);
+        if (kind === 'plain' && handler.fastPath) {
+          if (!handler.acceptRawOnHandle(server)) handler.acceptOnHandle(server);
+        } else if (kind === 'proxy' && handler.fastPath) {
+          if (!handler.acceptProxyRawOnHandle(server)) handler.acceptProxyOnHandle(server);
+        }
       }
     } catch (err) {
       for (const { server } of servers) server.close();

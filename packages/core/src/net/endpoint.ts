@@ -160,8 +160,11 @@ export function normalizeAddress(addr: string): string {
  * @throws never.
  */
 export function formatPeer(socket: net.Socket): string {
-  const address = socket.remoteAddress;
-  const port = socket.remotePort;
+  return formatPeerAddress(socket.remoteAddress, socket.remotePort);
+}
+
+/** {@link formatPeer} for a peer known by its address and port (a connection that is not a `net.Socket`). */
+export function formatPeerAddress(address: string | undefined, port: number | undefined): string {
   if (address === undefined || port === undefined) return 'unix';
   const normalized = normalizeAddress(address);
   return normalized.includes(':') ? `[${normalized}]:${port}` : `${normalized}:${port}`;

@@ -135,6 +135,11 @@ export class ConnectionTracker {
     for (const s of this.#open) fn(s);
   }
 
+  /** Calls `fn` on every connection given to {@link track} (the ones that are not sockets). */
+  forEachHandle(fn: (connection: HandleConnection) => void): void {
+    for (const c of this.#handles) fn(c);
+  }
+
   /** Destroys every open socket (end of the drain period). */
   destroyAll(): void {
     for (const s of this.#open) s.destroy();

@@ -510,10 +510,13 @@ function onWriteComplete(this: DirectWriteRequest, status: number): void {
 
 /** What a raw handle's owner is told; one object per connection, no closure per event. */
 export interface RawHandleEvents {
-  /** n > 0 bytes read (and dropped), {@link RAW_READ_EOF} at the peer's FIN, or a negative errno (a reset...). */
+  /**
+   * n > 0 bytes read ({@link readRawHandle} with a buffer: at its start, or in the one last given to
+   * {@link rawReadNextInto}; else dropped), {@link RAW_READ_EOF} at the peer's FIN, or a negative errno (a reset...).
+   */
   onRead(bytes: number): void;
-  /** A write that libuv had to queue completed: 0, or a negative errno. */
-  onQueuedWrite(status: number): void;
+  /** A write of `bytes` that libuv had to queue completed: 0, or a negative errno. */
+  onQueuedWrite(status: number, bytes: number): void;
   /** Our FIN went out after every write (uv_shutdown): 0, or a negative errno. */
   onShutdown(status: number): void;
   /** libuv is done with the handle. */
@@ -528,18 +531,34 @@ export interface RawClientHandle {
   readonly [kRawEvents]?: RawHandleEvents | undefined;
 }
 
+/** The buffer a raw handle reads into (libuv keeps only a pointer: the handle holds it), and the next one. */
+const kRawBuffer: unique symbol = Symbol('net.nodeInternals.rawBuffer');
+const kRawNextBuffer: unique symbol = Symbol('net.nodeInternals.rawNextBuffer');
+
 interface RawHandle {
   writeLatin1String(req: RawRequest, text: string): number;
+  writeBuffer(req: RawRequest, data: Buffer): number;
   shutdown(req: RawRequest): number;
   readStart(): number;
+  readStop(): number;
+  useUserBuffer(buffer: Buffer): void;
   close(callback?: () => void): void;
-  onread: (this: RawHandle) => void;
+  /** TCP handles only (not pipes). */
+  getpeername?(out: Record<string, unknown>): number;
+  setNoDelay?(on: boolean): number;
+  reset?(callback: () => void): number;
+  onread: (this: RawHandle) => Buffer | undefined;
   [kRawEvents]?: RawHandleEvents | undefined;
+  [kRawBuffer]?: Buffer | undefined;
+  [kRawNextBuffer]?: Buffer | undefined;
 }
 
 interface RawRequest {
   oncomplete: (this: RawRequest, status: number) => void;
   handle: unknown;
+  /** A queued write's bytes, and the memory libuv writes from (kept alive until it completes). */
+  bytes?: number;
+  buffer?: Buffer | undefined;
   [kRawEvents]?: RawHandleEvents | undefined;
 }
 
@@ -567,9 +586,18 @@ export function rawHandleUnsupported(env: NodeJS.ProcessEnv = process.env): stri
   } catch {
     return "process.binding('tcp_wrap') is not available";
   }
-  const missing = ['writeLatin1String', 'shutdown', 'readStart', 'close'].filter(
-    (name) => typeof proto?.[name] !== 'function',
-  );
+  const missing = [
+    'writeLatin1String',
+    'writeBuffer',
+    'shutdown',
+    'readStart',
+    'readStop',
+    'useUserBuffer',
+    'getpeername',
+    'setNoDelay',
+    'reset',
+    'close',
+  ].filter((name) => typeof proto?.[name] !== 'function');
   return missing.length > 0 ? `TCP handles have no ${missing.join(', ')}` : undefined;
 }
 
@@ -593,17 +621,70 @@ export function acceptRawHandles(
   return true;
 }
 
-function onRawRead(this: RawHandle): void {
+/**
+ * libuv read on a raw handle. With a user buffer (readRawHandle's `buffer`), the value returned is the buffer the
+ * handle reads into from its next read on (src/stream_base.cc CustomBufferJSListener::OnStreamRead; net's
+ * `onread.buffer` function form is built on it); without one, Node ignores it.
+ */
+function onRawRead(this: RawHandle): Buffer | undefined {
   const b = binding() as StreamBinding;
-  this[kRawEvents]?.onRead(b.streamBaseState[b.kReadBytesOrError] as number);
+  const nread = b.streamBaseState[b.kReadBytesOrError] as number;
+  // 0: libuv's read found nothing (EAGAIN) and hands the buffer back; onStreamRead ignores it too.
+  if (nread === 0) return undefined;
+  this[kRawEvents]?.onRead(nread);
+  const next = this[kRawNextBuffer];
+  if (next === undefined) return undefined;
+  this[kRawNextBuffer] = undefined;
+  this[kRawBuffer] = next;
+  return next;
 }
 
-/** Tells `events` what happens on `handle` from now on, and starts reading. Returns 0 or a negative errno. */
-export function readRawHandle(handle: RawClientHandle, events: RawHandleEvents): number {
+/**
+ * Tells `events` what happens on `handle` from now on, and starts reading: into `buffer` when given (the bytes of each
+ * read at its start; several handles may share one, as each read is handed over before the next), else into memory
+ * Node allocates and drops. Returns 0 or a negative errno.
+ */
+export function readRawHandle(handle: RawClientHandle, events: RawHandleEvents, buffer?: Buffer): number {
   const raw = handle as RawHandle;
   raw[kRawEvents] = events;
   raw.onread = onRawRead;
+  if (buffer !== undefined) {
+    raw[kRawBuffer] = buffer;
+    raw.useUserBuffer(buffer);
+  }
   return raw.readStart();
+}
+
+/**
+ * Only inside `onRead`, on a handle read with a buffer: its reads land in `buffer` from the next one on, so the one
+ * just read stays as it is (a write libuv queued from it may keep pointing at it).
+ */
+export function rawReadNextInto(handle: RawClientHandle, buffer: Buffer): void {
+  (handle as RawHandle)[kRawNextBuffer] = buffer;
+}
+
+/** Stops reading (flow control: the peer's sends then fill the kernel's buffers). Returns 0 or a negative errno. */
+export function pauseRawHandle(handle: RawClientHandle): number {
+  return (handle as RawHandle).readStop();
+}
+
+/** Reads again after {@link pauseRawHandle}. Returns 0 or a negative errno. */
+export function resumeRawHandle(handle: RawClientHandle): number {
+  return (handle as RawHandle).readStart();
+}
+
+/** Sets TCP_NODELAY on a TCP handle (nothing on a pipe's). */
+export function noDelayRawHandle(handle: RawClientHandle): void {
+  (handle as RawHandle).setNoDelay?.(true);
+}
+
+/** The peer of a TCP handle as `net.Socket` gives it (remoteAddress, remotePort); undefined for a pipe's. */
+export function rawHandlePeer(handle: RawClientHandle): { address: string; port: number } | undefined {
+  const raw = handle as RawHandle;
+  if (raw.getpeername === undefined) return undefined;
+  const out: Record<string, unknown> = {};
+  if (raw.getpeername(out) !== 0 || typeof out.address !== 'string' || typeof out.port !== 'number') return undefined;
+  return { address: out.address, port: out.port };
 }
 
 /** One write request for the writes that complete at once: libuv never keeps a request then. */
@@ -611,9 +692,11 @@ let spareRawWrite: RawRequest | undefined;
 
 function onRawWriteComplete(this: RawRequest, status: number): void {
   const events = this[kRawEvents];
+  const bytes = this.bytes ?? 0;
   this[kRawEvents] = undefined;
   this.handle = null;
-  events?.onQueuedWrite(status);
+  this.buffer = undefined;
+  events?.onQueuedWrite(status, bytes);
 }
 
 /**
@@ -633,6 +716,30 @@ export function writeLatin1ToRawHandle(handle: RawClientHandle, text: string): n
     return 0;
   }
   req.handle = raw;
+  req.bytes = text.length;
+  req[kRawEvents] = raw[kRawEvents];
+  return 1;
+}
+
+/**
+ * Writes `data` on the handle: 0 when the kernel took it at once (the caller may reuse `data` now), 1 when libuv
+ * queued it (`data` must stay unchanged until `onQueuedWrite` tells it is written), or a negative errno.
+ */
+export function writeBufferToRawHandle(handle: RawClientHandle, data: Buffer): number {
+  const raw = handle as RawHandle;
+  const b = binding() as StreamBinding;
+  const req = spareRawWrite ?? (new b.WriteWrap() as unknown as RawRequest);
+  spareRawWrite = undefined;
+  req.oncomplete = onRawWriteComplete;
+  const err = raw.writeBuffer(req, data);
+  if (err !== 0) return err; // the request went to libuv and was disposed of: not reused
+  if (b.streamBaseState[b.kLastWriteWasAsync] === 0) {
+    spareRawWrite = req;
+    return 0;
+  }
+  req.handle = raw;
+  req.bytes = data.length;
+  req.buffer = data;
   req[kRawEvents] = raw[kRawEvents];
   return 1;
 }
@@ -663,4 +770,13 @@ function onRawHandleClosed(this: RawHandle): void {
 /** Closes the handle (close(2): a FIN, or a reset when unread input is left); `onClosed` once libuv is done. */
 export function closeRawHandle(handle: RawClientHandle): void {
   (handle as RawHandle).close(onRawHandleClosed);
+}
+
+/**
+ * Closes a TCP handle with a reset (SO_LINGER 0, uv_tcp_close_reset), as `socket.resetAndDestroy()` does; a pipe's,
+ * which cannot reset, is closed. `onClosed` once libuv is done.
+ */
+export function resetRawHandle(handle: RawClientHandle): void {
+  const raw = handle as RawHandle;
+  if (raw.reset === undefined || raw.reset(onRawHandleClosed) !== 0) raw.close(onRawHandleClosed);
 }
