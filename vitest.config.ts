@@ -10,7 +10,8 @@ export default defineConfig({
     projects: [
       'packages/*/vitest.config.ts',
       'services/*/vitest.config.ts',
-      // echo-tcp's suite again on its stream path (--io stream).
+      // echo-tcp's suite again on its other engines (--io fast, --io stream).
+      'services/echo-tcp/vitest.fast.config.ts',
       'services/echo-tcp/vitest.stream.config.ts',
       ...(unitOnly ? [] : ['bench/vitest.config.ts', 'tests/*/vitest.config.ts', 'infra/vitest.config.ts']),
     ],

@@ -142,10 +142,10 @@ export const echoOptions = {
       'Test knob: end connections the service closes (after the knobs above, or after a client half-close) with a reset (RST) instead of a FIN',
   }),
   io: option({
-    type: oneOf(['auto', 'stream', 'fast'] as const),
+    type: oneOf(['auto', 'stream', 'fast', 'raw'] as const),
     default: 'auto',
     description:
-      "How plain connections are read and echoed: fast (reads into one shared buffer and writes on the socket's handle, through Node internals), stream (plain net.Socket: data events, write, pause/drain), auto (fast, or stream with one warning where the internals it needs are missing or look different)",
+      'How plain and PROXY connections are read and echoed: raw (on the accepted libuv handle, with no net.Socket: reads into one shared buffer, writes on the handle, through Node internals), fast (the same reads and writes on a net.Socket built around the handle), stream (plain net.Socket: data events, write, pause/drain), auto (raw, else fast, else stream with one warning, where the internals they need are missing or look different)',
   }),
   tlsListen: option({
     type: list(endpointType),

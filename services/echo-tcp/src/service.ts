@@ -56,7 +56,7 @@ export const service = defineService({
       config.tlsCert !== undefined && config.tlsKey !== undefined
         ? { cert: config.tlsCert, key: config.tlsKey }
         : undefined;
-    const fast = chooseFastPath(config.io, ctx.sources, log);
+    const engine = chooseEngine(config.io, ctx.sources, log);
     const handler = new ConnectionHandler({
       options: {
         maxConnections,
@@ -77,9 +77,8 @@ export const service = defineService({
           config.proxyProtocol || config.proxyListen.length > 0
             ? Math.max(1, Math.round(config.proxyTimeout * 1000))
             : 0,
-        fast,
-        // Node 20-26 all have what raw handles need; where one does not, plain connections keep a fast socket.
-        raw: fast && rawHandleUnsupported() === undefined,
+        fast: engine !== 'stream',
+        raw: engine === 'raw',
         sources: {
           allow: config.allow,
           deny: config.deny,
@@ -209,26 +208,37 @@ export const service = defineService({
 });
 
 /**
- * --io: whether plain connections take the fast path. It needs Node internals (@net/core's node-internals.ts says
- * whether they are there): `fast` where they are missing is bad configuration (exit 2, saying what is missing);
- * `auto` then falls back to the stream path with one warning.
+ * --io: how plain and PROXY connections are echoed. `raw` and `fast` stand on Node internals (@net/core's
+ * node-internals.ts says whether they are there; raw handles need a few methods more, `rawHandleUnsupported`): asked
+ * for where they are missing, either is bad configuration (exit 2, saying what is missing). `auto` takes raw, else
+ * fast, else the stream path, with one warning when it falls back.
  */
-function chooseFastPath(
-  io: 'auto' | 'stream' | 'fast',
+function chooseEngine(
+  io: 'auto' | 'stream' | 'fast' | 'raw',
   sources: Readonly<Record<string, string>>,
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void },
-): boolean {
-  const internals = io === 'stream' ? undefined : nodeInternalsAvailable();
-  const unsupported = internals === undefined || internals.available ? undefined : internals.reason;
-  if (io === 'fast' && unsupported !== undefined) {
+): 'raw' | 'fast' | 'stream' {
+  let engine: 'raw' | 'fast' | 'stream' = 'stream';
+  if (io !== 'stream') {
     const name = sources.io === 'env' ? 'ECHO_TCP_IO' : '--io';
-    throw new ConfigError(name, 'fast', `expected auto or stream on this Node ${process.version} (${unsupported})`);
+    const internals = nodeInternalsAvailable();
+    const noInternals = internals.available ? undefined : internals.reason;
+    const noRaw = noInternals ?? rawHandleUnsupported();
+    if (io === 'raw' && noRaw !== undefined) {
+      const accepted = noInternals === undefined ? 'auto, stream or fast' : 'auto or stream';
+      throw new ConfigError(name, 'raw', `expected ${accepted} on this Node ${process.version} (${noRaw})`);
+    }
+    if (io === 'fast' && noInternals !== undefined)
+      throw new ConfigError(name, 'fast', `expected auto or stream on this Node ${process.version} (${noInternals})`);
+    if (io === 'fast') engine = 'fast';
+    else if (noRaw === undefined) engine = 'raw';
+    else if (noInternals === undefined) {
+      engine = 'fast';
+      log.warn({ reason: noRaw }, 'raw handles unavailable on this Node: echoing on sockets built around the handles');
+    } else log.warn({ reason: noInternals }, 'fast path unavailable on this Node: echoing through net.Socket streams');
   }
-  const fast = io !== 'stream' && unsupported === undefined;
-  if (io === 'auto' && unsupported !== undefined)
-    log.warn({ reason: unsupported }, 'fast path unavailable on this Node: echoing through net.Socket streams');
-  log.info({ io: fast ? 'fast' : 'stream' }, 'TCP I/O');
-  return fast;
+  log.info({ io: engine }, 'TCP I/O');
+  return engine;
 }
 
 /** The flag or the environment variable a setting came from, as the user wrote it (for messages). */

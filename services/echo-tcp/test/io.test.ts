@@ -21,10 +21,11 @@ async function echoesBack(port: number): Promise<void> {
 }
 
 describe('echo-tcp --io', () => {
-  it('auto takes the fast path on this Node, and stream and fast do what they say', async () => {
-    for (const io of ['auto', 'fast', 'stream'] as const) {
+  it('auto takes raw handles on this Node, and raw, fast and stream do what they say', async () => {
+    for (const io of ['auto', 'raw', 'fast', 'stream'] as const) {
       const service = await startEcho(['--io', io]);
-      expect(await engineOf(service), io).toBe(io === 'stream' ? 'stream' : 'fast');
+      expect(await engineOf(service), io).toBe(io === 'auto' ? 'raw' : io);
+      expect(service.lines.filter((l) => l.level === 40)).toEqual([]);
       await echoesBack(service.port);
     }
   });
@@ -36,9 +37,10 @@ describe('echo-tcp --io', () => {
     await echoesBack(service.port);
   });
 
-  it('follows ECHO_TCP_IO without a flag: this suite runs once on each engine (vitest.config.ts, vitest.stream.config.ts)', async () => {
+  it('follows ECHO_TCP_IO without a flag: this suite runs once on each engine (vitest.config.ts, vitest.fast.config.ts, vitest.stream.config.ts)', async () => {
     const service = await startEcho([]);
-    expect(await engineOf(service)).toBe(process.env.ECHO_TCP_IO === 'stream' ? 'stream' : 'fast');
+    expect(['raw', 'fast', 'stream']).toContain(process.env.ECHO_TCP_IO);
+    expect(await engineOf(service)).toBe(process.env.ECHO_TCP_IO);
   });
 
   it('auto falls back to streams with one warning that says what is missing, and still echoes', async () => {
@@ -73,6 +75,15 @@ describe('echo-tcp --io', () => {
     const r = await runToExit(BIN, ['serve', '--port', '0', '--io', 'fast'], { env: { NET_NODE_INTERNALS: 'off' } });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/invalid --io "fast": expected auto or stream on this Node v\d+.*NET_NODE_INTERNALS=off/);
+  });
+
+  it('refuses raw where the internals are missing or the fence says no, exit 2 with the reason', async () => {
+    const off = await runToExit(BIN, ['serve', '--port', '0', '--io', 'raw'], { env: { NET_NODE_INTERNALS: 'off' } });
+    expect(off.code).toBe(2);
+    expect(off.stderr).toMatch(/invalid --io "raw": expected auto or stream on this Node v\d+.*NET_NODE_INTERNALS=off/);
+    const env = await runToExit(BIN, ['serve', '--port', '0'], { execArgv: NO_BINDING, env: { ECHO_TCP_IO: 'raw' } });
+    expect(env.code).toBe(2);
+    expect(env.stderr).toMatch(/invalid ECHO_TCP_IO "raw": expected auto or stream on this Node v\d+.*stream_wrap/);
   });
 
   it('refuses an unknown engine with the accepted values (exit 2)', async () => {
