@@ -15,6 +15,7 @@ import {
   type Logger,
   type Metrics,
   noDelayRawHandle,
+  type ProxyInfo,
   type RawClientHandle,
   systemError,
   tlsRawSocket,
@@ -25,6 +26,7 @@ import {
   type EchoContext,
   type EchoSocket,
   type EchoStats,
+  type HeaderState,
   STAGE_ECHO,
   STAGE_FAST,
   STAGE_FAULTY,
@@ -32,7 +34,7 @@ import {
 import { FastEcho, finishFastEcho, startFastEcho } from './fast-echo.js';
 import { type FaultOptions, faultsEnabled, finishFaultyEcho, startFaultyEcho } from './faults.js';
 import { acceptOnHandle, takeOver, takeOverAfterReads } from './handle-takeover.js';
-import { ProxyPreamble } from './proxy-preamble.js';
+import { ProxyPreamble, peerOf } from './proxy-preamble.js';
 import { RateLimitedWarning } from './rate-limited-log.js';
 import { RawConnection, RawEcho, type RawEchoOwner } from './raw-echo.js';
 import { SourcePolicy, type SourcePolicyOptions, type SourceRejection } from './source-policy.js';
@@ -74,6 +76,14 @@ interface AcceptContext extends EchoContext {
 
 /** A connection of this handler: its state's context is the handler's. */
 type Conn = EchoSocket<AcceptContext>;
+
+/** What the sweep reads and updates of a connection. */
+interface SweptState {
+  readonly header: HeaderState | undefined;
+  readonly client: ProxyInfo | undefined;
+  seenBytes: number;
+  seenTick: number;
+}
 
 /**
  * The sweep runs this many times per --idle-timeout and per --proxy-timeout, the shorter one (at most every 10 s): a
@@ -559,35 +569,36 @@ export class ConnectionHandler {
     const idleTicks = tick % this.#idleEvery === 0 ? this.#idleTicks : 0;
     this.#connections.forEach((socket) => {
       const conn = socket as Conn;
-      const state = conn[kConnection];
-      if (state.header !== undefined && tick >= state.header.deadlineTick) this.#proxy.expired(conn);
-      if (idleTicks === 0) return;
-      // Bytes read, and bytes handed to the socket for sending (queued ones included): traffic either way.
-      const bytes = conn.bytesRead + conn.bytesWritten;
-      if (bytes !== state.seenBytes) {
-        state.seenBytes = bytes;
-        state.seenTick = tick;
-      } else if (tick - state.seenTick >= idleTicks && !conn.destroyed) {
-        idleTimeout(conn);
-      }
+      this.#sweepOne(conn, conn[kConnection], tick, idleTicks);
     });
+    // The raw echo's connections: the only ones tracked here that are not sockets.
     this.#connections.forEachHandle((handle) => {
       const conn = handle as RawConnection;
-      if (conn.header !== undefined && tick >= conn.header.deadlineTick) this.#proxy.expired(conn);
-      if (idleTicks === 0) return;
-      const bytes = conn.bytesRead + conn.bytesWritten;
-      if (bytes !== conn.seenBytes) {
-        conn.seenBytes = bytes;
-        conn.seenTick = tick;
-      } else if (tick - conn.seenTick >= idleTicks && !conn.closing) {
-        this.#metrics.counter('net_limit_hits_total').inc({ limit: 'idle_timeout' });
-        if (this.#log.isLevelEnabled('debug'))
-          this.#log.debug({ peer: clientPeer(conn) ?? conn.formatPeer() }, 'idle timeout: closing');
-        // Idle under an incomplete PROXY header: refused as closed, as any close under it is.
-        this.#proxy.gone(conn, 'closed');
-        conn.destroy();
-      }
+      this.#sweepOne(conn, conn, tick, idleTicks);
     });
+  }
+
+  /**
+   * One connection's turn in the sweep (`state`: a socket's ConnectionState, or the raw connection itself): its PROXY
+   * header's deadline, then on idle ticks its byte count.
+   */
+  #sweepOne(conn: Conn | RawConnection, state: SweptState, tick: number, idleTicks: number): void {
+    if (state.header !== undefined && tick >= state.header.deadlineTick) this.#proxy.expired(conn);
+    if (idleTicks === 0) return;
+    // Bytes read, and bytes handed over for sending (queued ones included): traffic either way.
+    const bytes = conn.bytesRead + conn.bytesWritten;
+    if (bytes !== state.seenBytes) {
+      state.seenBytes = bytes;
+      state.seenTick = tick;
+    } else if (tick - state.seenTick >= idleTicks && !conn.destroyed) {
+      // No traffic either way for --idle-timeout: the client is gone or stuck; free its descriptor and buffers.
+      this.#metrics.counter('net_limit_hits_total').inc({ limit: 'idle_timeout' });
+      if (this.#log.isLevelEnabled('debug'))
+        this.#log.debug({ peer: clientPeer(state) ?? peerOf(conn) }, 'idle timeout: closing');
+      // Idle under an incomplete PROXY header: refused as closed, as any close under it is.
+      this.#proxy.gone(conn, 'closed');
+      conn.destroy();
+    }
   }
 
   #begin(conn: Conn): void {
@@ -697,16 +708,4 @@ function flushReadErrors(context: AcceptContext): void {
   const counter = context.metrics.counter('net_errors_total');
   for (const [errno, count] of context.readErrors) counter.inc({ code: errnoName(errno) }, count);
   context.readErrors.clear();
-}
-
-/** No traffic either way for --idle-timeout: the client is gone or stuck; free its descriptor and buffers. */
-function idleTimeout(conn: Conn): void {
-  const state = conn[kConnection];
-  const { context } = state;
-  context.metrics.counter('net_limit_hits_total').inc({ limit: 'idle_timeout' });
-  if (context.log.isLevelEnabled('debug'))
-    context.log.debug({ peer: clientPeer(state) ?? formatPeer(conn) }, 'idle timeout: closing');
-  // Idle under an incomplete PROXY header: refused as closed, as any close under it is.
-  context.proxy.gone(conn, 'closed');
-  conn.destroy();
 }

@@ -12,6 +12,15 @@
 
 const SLAB_SIZE = 1 << 20;
 
+/** One read's worth, the engines' shared read buffer and a bulk connection's own: Node's read size for a stream. */
+export const READ_BUFFER_SIZE = 64 * 1024;
+
+/**
+ * A read of at least this many bytes moves its connection's next reads into a buffer of its own, written from without
+ * a copy into the slab (a bulk connection). Below it, the copy costs less than holding a buffer per connection.
+ */
+export const BULK_READ = 16 * 1024;
+
 export class EchoSlab {
   #slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
   #used = 0;

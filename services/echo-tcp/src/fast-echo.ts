@@ -23,17 +23,8 @@ import {
   WRITE_FAILED,
 } from '@net/core';
 import type { ConnectionState, EchoSocket, Preamble } from './connection-state.js';
-import { EchoSlab } from './echo-slab.js';
+import { BULK_READ, EchoSlab, READ_BUFFER_SIZE } from './echo-slab.js';
 import { kConnection } from './symbols.js';
-
-/** One read's worth: Node's own read size for a stream handle. */
-const READ_BUFFER_SIZE = 64 * 1024;
-
-/**
- * A read of at least this many bytes moves its connection's next reads into a buffer of its own, written from without
- * a copy (a bulk connection). Below it, copying into the slab costs less than holding a buffer per connection.
- */
-const BULK_READ = 16 * 1024;
 
 /**
  * One fast echo engine: its read buffer, its slab, its writer and its read hook. Sockets join it built with

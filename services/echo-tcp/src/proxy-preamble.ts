@@ -38,7 +38,8 @@ function fieldsOf(conn: HeaderConn): HeaderFields {
   return conn instanceof RawConnection ? conn : conn[kConnection];
 }
 
-function peerOf(conn: HeaderConn): string {
+/** The peer of a socket or a raw connection, as logged. */
+export function peerOf(conn: HeaderConn): string {
   return conn instanceof RawConnection ? conn.formatPeer() : formatPeer(conn);
 }
 

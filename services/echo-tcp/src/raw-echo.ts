@@ -31,16 +31,7 @@ import {
   writeBufferToRawHandle,
 } from '@net/core';
 import type { EchoStats, HeaderState } from './connection-state.js';
-import { EchoSlab } from './echo-slab.js';
-
-/** One read's worth: Node's own read size for a stream handle. */
-const READ_BUFFER_SIZE = 64 * 1024;
-
-/**
- * A read of at least this many bytes moves its connection's next reads into a buffer of its own, written from without
- * a copy. Below it, copying into the slab costs less than holding a buffer per connection.
- */
-const BULK_READ = 16 * 1024;
+import { BULK_READ, EchoSlab, READ_BUFFER_SIZE } from './echo-slab.js';
 
 /**
  * Takes each read of a raw connection before the echo (a PROXY header being read): returns where the echo starts in

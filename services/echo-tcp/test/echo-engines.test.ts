@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConnectionState, type EchoContext, type EchoSocket } from '../src/connection-state.js';
 import { bytesQueued, FastEcho, finishFastEcho, startFastEcho } from '../src/fast-echo.js';
 import { acceptOnHandle, takeOver } from '../src/handle-takeover.js';
 import { finishEcho, startEcho } from '../src/stream-echo.js';
 import { kConnection } from '../src/symbols.js';
-import { receive } from './helpers.js';
+import { offerUntilStalled, readAll, receive } from './helpers.js';
 
 type Path = 'stream' | 'fast';
 
@@ -59,19 +58,7 @@ describe.each(['stream', 'fast'] as const)('the echo loop (%s engine)', (path) =
     await new Promise((r) => client.once('connect', r));
     client.pause(); // never read, for now
     const payload = randomBytes(32 << 20);
-    let offered = 0;
-    // Write until the connection stalls (the service stopped reading and the kernel buffers are full).
-    for (let i = 0; i < 32 && offered < payload.length; i++) {
-      const slice = payload.subarray(offered, offered + (1 << 20));
-      offered += slice.length;
-      if (!client.write(slice)) {
-        const drained = await Promise.race([
-          new Promise<boolean>((r) => client.once('drain', () => r(true))),
-          sleep(300).then(() => false),
-        ]);
-        if (!drained) break;
-      }
-    }
+    const offered = await offerUntilStalled(client, payload);
     const socket = accepted[0] as EchoSocket;
     // The fast path stops the handle's reads (onread returned false) without pausing the stream.
     if (path === 'stream') expect(socket.isPaused()).toBe(true);
@@ -82,17 +69,7 @@ describe.each(['stream', 'fast'] as const)('the echo loop (%s engine)', (path) =
     expect(offered).toBeLessThan(payload.length);
 
     // Reading resumes the echo: every byte offered comes back.
-    const chunks: Buffer[] = [];
-    let got = 0;
-    await new Promise<void>((resolve) => {
-      client.on('data', (c: Buffer) => {
-        chunks.push(c);
-        got += c.length;
-        if (got === offered) resolve();
-      });
-      client.resume();
-    });
-    expect(Buffer.concat(chunks).equals(payload.subarray(0, offered))).toBe(true);
+    expect((await readAll(client, offered)).equals(payload.subarray(0, offered))).toBe(true);
     expect(context.stats.receivedBytes).toBe(offered);
   });
 

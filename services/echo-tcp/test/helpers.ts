@@ -102,3 +102,38 @@ export function receive(socket: net.Socket, n: number, timeoutMs = 5000): Promis
     socket.on('data', onData);
   });
 }
+
+/**
+ * Writes `payload` in 1 MiB slices on a client that reads nothing, until the connection stalls (no 'drain' within
+ * 300 ms: the service stopped reading and the kernel's buffers are full) or all of it is written (32 MiB at most).
+ * Returns how many bytes were offered.
+ */
+export async function offerUntilStalled(client: net.Socket, payload: Buffer): Promise<number> {
+  let offered = 0;
+  for (let i = 0; i < 32 && offered < payload.length; i++) {
+    const slice = payload.subarray(offered, offered + (1 << 20));
+    offered += slice.length;
+    if (!client.write(slice)) {
+      const drained = await Promise.race([
+        new Promise<boolean>((r) => client.once('drain', () => r(true))),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 300)),
+      ]);
+      if (!drained) break;
+    }
+  }
+  return offered;
+}
+
+/** Resumes a paused client and resolves with the first `n` bytes it then receives. */
+export function readAll(client: net.Socket, n: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let got = 0;
+  return new Promise<Buffer>((resolve) => {
+    client.on('data', (c: Buffer) => {
+      chunks.push(c);
+      got += c.length;
+      if (got >= n) resolve(Buffer.concat(chunks));
+    });
+    client.resume();
+  });
+}

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { acceptRawHandles } from '@net/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RawConnection, RawEcho, type RawEchoOwner } from '../src/raw-echo.js';
-import { receive } from './helpers.js';
+import { offerUntilStalled, readAll, receive } from './helpers.js';
 
 /** An in-process server on 127.0.0.1:0 echoing on raw handles alone (raw-echo.ts), with what its owner is told. */
 async function rawServer(maxBuffered: number, greeting?: Buffer) {
@@ -91,34 +91,13 @@ describe('the raw echo (no net.Socket)', () => {
     const client = await connect(port);
     client.pause(); // never read, for now
     const payload = randomBytes(32 << 20);
-    let offered = 0;
-    for (let i = 0; i < 32 && offered < payload.length; i++) {
-      const slice = payload.subarray(offered, offered + (1 << 20));
-      offered += slice.length;
-      if (!client.write(slice)) {
-        const drained = await Promise.race([
-          new Promise<boolean>((r) => client.once('drain', () => r(true))),
-          sleep(300).then(() => false),
-        ]);
-        if (!drained) break;
-      }
-    }
+    const offered = await offerUntilStalled(client, payload);
     const conn = accepted[0] as RawConnection;
     expect(told.pauses).toBeGreaterThanOrEqual(1);
     expect(conn.queuedBytes).toBeGreaterThan(maxBuffered);
     expect(conn.queuedBytes).toBeLessThanOrEqual(maxBuffered + 64 * 1024);
     expect(offered).toBeLessThan(payload.length);
-    const chunks: Buffer[] = [];
-    let got = 0;
-    await new Promise<void>((resolve) => {
-      client.on('data', (c: Buffer) => {
-        chunks.push(c);
-        got += c.length;
-        if (got === offered) resolve();
-      });
-      client.resume();
-    });
-    expect(Buffer.concat(chunks).equals(payload.subarray(0, offered))).toBe(true);
+    expect((await readAll(client, offered)).equals(payload.subarray(0, offered))).toBe(true);
     expect(conn.queuedBytes).toBe(0);
   });
 

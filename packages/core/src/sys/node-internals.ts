@@ -704,21 +704,7 @@ function onRawWriteComplete(this: RawRequest, status: number): void {
  * `onQueuedWrite` tells when it completes), or a negative errno.
  */
 export function writeLatin1ToRawHandle(handle: RawClientHandle, text: string): number {
-  const raw = handle as RawHandle;
-  const b = binding() as StreamBinding;
-  const req = spareRawWrite ?? (new b.WriteWrap() as unknown as RawRequest);
-  spareRawWrite = undefined;
-  req.oncomplete = onRawWriteComplete;
-  const err = raw.writeLatin1String(req, text);
-  if (err !== 0) return err; // the request went to libuv and was disposed of: not reused
-  if (b.streamBaseState[b.kLastWriteWasAsync] === 0) {
-    spareRawWrite = req;
-    return 0;
-  }
-  req.handle = raw;
-  req.bytes = text.length;
-  req[kRawEvents] = raw[kRawEvents];
-  return 1;
+  return writeOnRawHandle(handle as RawHandle, text);
 }
 
 /**
@@ -726,12 +712,16 @@ export function writeLatin1ToRawHandle(handle: RawClientHandle, text: string): n
  * queued it (`data` must stay unchanged until `onQueuedWrite` tells it is written), or a negative errno.
  */
 export function writeBufferToRawHandle(handle: RawClientHandle, data: Buffer): number {
-  const raw = handle as RawHandle;
+  return writeOnRawHandle(handle as RawHandle, data);
+}
+
+/** Both writes: one spare request for those that complete at once; a queued one holds what libuv writes from. */
+function writeOnRawHandle(raw: RawHandle, data: string | Buffer): number {
   const b = binding() as StreamBinding;
   const req = spareRawWrite ?? (new b.WriteWrap() as unknown as RawRequest);
   spareRawWrite = undefined;
   req.oncomplete = onRawWriteComplete;
-  const err = raw.writeBuffer(req, data);
+  const err = typeof data === 'string' ? raw.writeLatin1String(req, data) : raw.writeBuffer(req, data);
   if (err !== 0) return err; // the request went to libuv and was disposed of: not reused
   if (b.streamBaseState[b.kLastWriteWasAsync] === 0) {
     spareRawWrite = req;
@@ -739,7 +729,8 @@ export function writeBufferToRawHandle(handle: RawClientHandle, data: Buffer): n
   }
   req.handle = raw;
   req.bytes = data.length;
-  req.buffer = data;
+  // A string was copied by Node; a Buffer's memory is libuv's to write from until the write completes.
+  req.buffer = typeof data === 'string' ? undefined : data;
   req[kRawEvents] = raw[kRawEvents];
   return 1;
 }
