@@ -210,20 +210,23 @@ describe('the generator against the C reference', () => {
   it.each([
     ['tcp-pingpong-64x500', PINGPONG_RATE],
     ['tcp-pingpong-64x50-paced', PINGPONG_X50_RATE],
-  ])("holds the %s scenario's offered message rate against the C reference, well under saturation", async (id, rate) => {
-    const options = SCENARIOS.find((s) => s.id === id)?.options;
-    expect(options?.rate).toBe(rate);
-    const r = await pingpong({ conns: options?.conns, rate });
-    const detail = JSON.stringify({ ...r, hist: undefined });
-    expect(r.failed, detail).toBeUndefined();
-    expect(r.verify_failures).toBe(0);
-    expect(r.stalled).toBe(0);
-    expect(r.offered_per_s).toBe(rate);
-    if (r.generator_runq_share < 0.25) expect(r.rate_held, detail).toBe(true);
-    // Paced: closed loop the same connections go well past it (C: 98-137k/s).
-    expect(r.msgs_per_s, detail).toBeLessThan(1.5 * rate);
-    expect(r.generator_saturated, detail).toBe(false);
-  });
+  ])(
+    "holds the %s scenario's offered message rate against the C reference, well under saturation",
+    async (id, rate) => {
+      const options = SCENARIOS.find((s) => s.id === id)?.options;
+      expect(options?.rate).toBe(rate);
+      const r = await pingpong({ conns: options?.conns, rate });
+      const detail = JSON.stringify({ ...r, hist: undefined });
+      expect(r.failed, detail).toBeUndefined();
+      expect(r.verify_failures).toBe(0);
+      expect(r.stalled).toBe(0);
+      expect(r.offered_per_s).toBe(rate);
+      if (r.generator_runq_share < 0.25) expect(r.rate_held, detail).toBe(true);
+      // Paced: closed loop the same connections go well past it (C: 98-137k/s).
+      expect(r.msgs_per_s, detail).toBeLessThan(1.5 * rate);
+      expect(r.generator_saturated, detail).toBe(false);
+    },
+  );
 
   it('says a paced ping-pong did not hold its rate when it cannot (a 200 µs spin after every answer)', async () => {
     const r = await pingpong({ rate: 8000, spinNs: 200000 });
