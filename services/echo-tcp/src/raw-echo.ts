@@ -122,11 +122,15 @@ export class RawConnection implements RawHandleEvents, HandleConnection {
     return this.closing;
   }
 
-  /** Sends `greeting` first when there is one, then echoes what the client sends. */
+  /**
+   * Sends `greeting` first when there is one, then echoes what the client sends. The handle reports to this
+   * connection from here on, its close included: so a failed greeting closes it through onClosed like any other
+   * failure (reads come in later turns of the loop: the greeting still goes first).
+   */
   start(greeting: Buffer | undefined): void {
-    if (greeting !== undefined && !this.send(greeting)) return;
     const err = readRawHandle(this.handle, this, this.#engine.buffer);
     if (err < 0) this.#fail(err, 'read');
+    else if (greeting !== undefined) this.send(greeting);
   }
 
   /** Closes at once (the idle timeout, the end of the drain period, a failure). */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { acceptRawHandles } from '@net/core';
+import { acceptRawHandles, type RawClientHandle } from '@net/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RawConnection, RawEcho, type RawEchoOwner } from '../src/raw-echo.js';
 import { offerUntilStalled, readAll, receive } from './helpers.js';
@@ -131,6 +131,39 @@ describe('the raw echo (no net.Socket)', () => {
     await until(() => told.closed === 1, 'the connection closed');
     expect(Buffer.concat(chunks).toString()).toBe('before');
     expect(told.failed).toEqual([]);
+  });
+
+  it('a greeting the kernel refuses (the client reset first) closes the connection through its events, once', async () => {
+    const told = { failed: [] as string[], closed: 0 };
+    const engine = new RawEcho({
+      stats: { receivedBytes: 0, sentBytes: 0 },
+      maxBuffered: 1 << 20,
+      onBackpressure: () => {},
+      failed: (_conn, errno, syscall) => told.failed.push(`${syscall} ${errno}`),
+      closed: () => {
+        told.closed++;
+      },
+    });
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanup.push(() => server.close());
+    const handles: RawClientHandle[] = [];
+    acceptRawHandles(
+      server,
+      (h) => handles.push(h),
+      () => {},
+    );
+    const client = await connect((server.address() as net.AddressInfo).port);
+    await until(() => handles.length === 1, 'accepted');
+    client.resetAndDestroy();
+    await new Promise((r) => client.once('close', r));
+    await sleep(20); // the reset reaches the accepted socket
+    const conn = new RawConnection(handles[0] as RawClientHandle, engine);
+    conn.start(Buffer.from('hello\r\n'));
+    await until(() => told.closed === 1, 'the connection closed');
+    expect(told.failed).toHaveLength(1);
+    expect(told.failed[0]).toMatch(/^(write|read) -(104|32)$/); // ECONNRESET or EPIPE
+    expect(conn.destroyed).toBe(true);
   });
 
   it('destroy() closes at once, and only once', async () => {
