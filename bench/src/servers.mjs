@@ -23,6 +23,9 @@ export function serviceTarget(service, kind, label, extraArgs, node = process.ex
     label,
     missing: existsSync(main) ? undefined : `not built (${main} missing)`,
     command: (port) => [node, main, 'serve', '--host', '127.0.0.1', '--port', String(port), ...extraArgs],
+    // What it was made of, for a twin from another checkout (NET_BENCH_BASE, below).
+    service,
+    extraArgs,
   };
 }
 
@@ -174,10 +177,9 @@ const BASE_REPO = process.env.NET_BENCH_BASE;
 if (BASE_REPO) {
   for (const id of ['echo-tcp', 'echo-tcp-proxy']) {
     const target = TARGETS[id];
-    const args = target.command(0).slice(7); // past node, main, serve, --host, 127.0.0.1, --port, port
     TARGETS[`${id}-base`] = {
       ...target,
-      ...serviceTarget('echo-tcp', target.kind, `${target.label} (base)`, args, process.execPath, BASE_REPO),
+      ...serviceTarget(target.service, target.kind, `${target.label} (base)`, target.extraArgs, undefined, BASE_REPO),
     };
   }
 }

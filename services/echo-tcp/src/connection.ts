@@ -358,33 +358,12 @@ export class ConnectionHandler {
       stats: this.stats,
       maxBuffered: this.#options.maxBuffered,
       onBackpressure: () => limitHits.inc({ limit: 'max_buffered' }),
-      failed: (conn, errno, syscall) => {
-        // Counted as a socket's 'error' is (connOnError), moved into net_errors_total at scrape time.
-        const errors = this.#context.readErrors;
-        errors.set(errno, (errors.get(errno) ?? 0) + 1);
-        if (this.#log.isLevelEnabled('debug'))
-          this.#log.debug(
-            { peer: clientPeer(conn) ?? conn.formatPeer(), err: systemError(errno, syscall) },
-            'connection error',
-          );
-        // Under an incomplete PROXY header: refused as closed.
-        this.#proxy.gone(conn, 'closed');
-      },
+      failed: (conn, errno, syscall) => connectionFailed(this.#context, conn, conn, errno, syscall),
       closed: (conn) => {
         this.#connections.untrack(conn);
         if (conn.source !== undefined) this.#sources.release(conn.source);
-        if (this.#log.isLevelEnabled('debug')) {
-          const via = conn.formatPeer();
-          this.#log.debug(
-            {
-              peer: clientPeer(conn) ?? via,
-              ...(conn.client?.source !== undefined ? { via } : {}),
-              receivedBytes: conn.bytesRead,
-              sentBytes: conn.bytesWritten,
-            },
-            'connection closed',
-          );
-        }
+        if (this.#log.isLevelEnabled('debug'))
+          this.#log.debug(closeFields(conn, conn, conn.formatPeer()), 'connection closed');
       },
     };
   }
@@ -517,7 +496,7 @@ export class ConnectionHandler {
   }
 
   #logClose(conn: Conn, via: string): void {
-    conn.once('close', () => this.#log.debug(closeFields(conn, via), 'connection closed'));
+    conn.once('close', () => this.#log.debug(closeFields(conn, conn[kConnection], via), 'connection closed'));
   }
 
   /**
@@ -657,10 +636,15 @@ export class ConnectionHandler {
   }
 }
 
-function closeFields(conn: Conn, via: string): Record<string, unknown> {
+/** The 'connection closed' line's fields; `state` is a socket's ConnectionState, or the raw connection itself. */
+function closeFields(
+  conn: Conn | RawConnection,
+  state: { readonly client: ProxyInfo | undefined },
+  via: string,
+): Record<string, unknown> {
   return {
-    peer: clientPeer(conn[kConnection]) ?? via,
-    ...(conn[kConnection].client?.source !== undefined ? { via } : {}),
+    peer: clientPeer(state) ?? via,
+    ...(state.client?.source !== undefined ? { via } : {}),
     receivedBytes: conn.bytesRead,
     // The handle's own count: direct writes on it included.
     sentBytes: conn.bytesWritten,
@@ -691,15 +675,27 @@ function connOnError(this: Conn, err: NodeJS.ErrnoException): void {
 
 /** A fast-path read error, counted as connOnError counts an 'error' event, with no Error built unless logged. */
 function readError(conn: Conn, errno: number): void {
-  const state = conn[kConnection];
-  const { context } = state;
+  connectionFailed(conn[kConnection].context, conn, conn[kConnection], errno, 'read');
+}
+
+/**
+ * A read, write or shutdown that failed on the fast or raw path (a reset, say), with no Error object built unless a
+ * line is logged: counted by errno (net_errors_total, at scrape time), logged at debug; under an incomplete PROXY
+ * header, the header is refused as closed. `state`: a socket's ConnectionState, or the raw connection itself.
+ */
+function connectionFailed(
+  context: AcceptContext,
+  conn: Conn | RawConnection,
+  state: { readonly client: ProxyInfo | undefined },
+  errno: number,
+  syscall: string,
+): void {
   context.readErrors.set(errno, (context.readErrors.get(errno) ?? 0) + 1);
   if (context.log.isLevelEnabled('debug'))
     context.log.debug(
-      { peer: clientPeer(state) ?? formatPeer(conn), err: systemError(errno, 'read') },
+      { peer: clientPeer(state) ?? peerOf(conn), err: systemError(errno, syscall) },
       'connection error',
     );
-  // A reset under an incomplete PROXY header.
   context.proxy.gone(conn, 'closed');
 }
 

@@ -123,17 +123,3 @@ export async function offerUntilStalled(client: net.Socket, payload: Buffer): Pr
   }
   return offered;
 }
-
-/** Resumes a paused client and resolves with the first `n` bytes it then receives. */
-export function readAll(client: net.Socket, n: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let got = 0;
-  return new Promise<Buffer>((resolve) => {
-    client.on('data', (c: Buffer) => {
-      chunks.push(c);
-      got += c.length;
-      if (got >= n) resolve(Buffer.concat(chunks));
-    });
-    client.resume();
-  });
-}

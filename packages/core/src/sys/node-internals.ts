@@ -264,20 +264,40 @@ const UV_EOF = -4095;
 
 /** The socket a hooked handle belongs to. */
 const kHookOwner: unique symbol = Symbol('net.nodeInternals.hookOwner');
-/** The buffer a hooked handle reads into when it is not the hook's own (see HandleReadHook.readNextInto). */
-const kHookBuffer: unique symbol = Symbol('net.nodeInternals.hookBuffer');
-/** The buffer a hooked handle is to read into from its next read on, set during data(). */
-const kHookNextBuffer: unique symbol = Symbol('net.nodeInternals.hookNextBuffer');
+
+/**
+ * A handle reading into a caller's buffer (`onread: { buffer }`, or useUserBuffer on a raw handle): the buffer it reads
+ * into when it has changed (libuv keeps only a pointer, so the handle holds it), and the one it is to read into from
+ * its next read on, set during a read callback.
+ */
+const kReadBuffer: unique symbol = Symbol('net.nodeInternals.readBuffer');
+const kNextReadBuffer: unique symbol = Symbol('net.nodeInternals.nextReadBuffer');
+
+interface SwitchableReads {
+  [kReadBuffer]?: Buffer | undefined;
+  [kNextReadBuffer]?: Buffer | undefined;
+}
+
+/**
+ * At the end of a read callback: the buffer set for the handle's next reads, now held by the handle, which Node
+ * makes the handle read into when the callback returns it (src/stream_base.cc CustomBufferJSListener::OnStreamRead:
+ * net's `onread.buffer` function form is built on it); undefined to keep the current one.
+ */
+function switchReadBuffer(handle: SwitchableReads): Buffer | undefined {
+  const next = handle[kNextReadBuffer];
+  if (next === undefined) return undefined;
+  handle[kNextReadBuffer] = undefined;
+  handle[kReadBuffer] = next;
+  return next;
+}
 
 type NodeOnRead = (this: HookedHandle, arrayBuffer: unknown) => unknown;
 
-interface HookedHandle {
+interface HookedHandle extends SwitchableReads {
   onread: NodeOnRead;
   reading: boolean;
   readStop(): number;
   [kHookOwner]: Socket;
-  [kHookBuffer]?: Buffer | undefined;
-  [kHookNextBuffer]?: Buffer | undefined;
 }
 
 /**
@@ -326,21 +346,14 @@ export class HandleReadHook {
       const socket = this[kHookOwner];
       if (nread > 0) {
         if (socket.destroyed) return undefined;
-        if (!data(socket, this[kHookBuffer] ?? buffer, nread)) {
+        if (!data(socket, this[kReadBuffer] ?? buffer, nread)) {
           this.reading = false;
           if (!socket.destroyed) {
             const err = this.readStop();
             if (err !== 0) socket.destroy(systemError(err, 'read'));
           }
         }
-        // A handle built with `onread: { buffer }` reads into the buffer its read callback returns from then on
-        // (src/stream_base.cc CustomBufferJSListener::OnStreamRead: net's `onread.buffer` function form is built on
-        // it). The handle holds it (kHookBuffer): libuv keeps only a pointer.
-        const next = this[kHookNextBuffer];
-        if (next === undefined) return undefined;
-        this[kHookNextBuffer] = undefined;
-        this[kHookBuffer] = next === buffer ? undefined : next;
-        return next;
+        return switchReadBuffer(this);
       }
       if (nread === UV_EOF || nread === 0) return (hook.nodeOnRead as NodeOnRead).call(this, arrayBuffer);
       error(socket, nread);
@@ -362,7 +375,7 @@ export class HandleReadHook {
   readNextInto(socket: Socket, buffer: Buffer): boolean {
     const handle = (socket as unknown as { _handle?: HookedHandle | null })._handle;
     if (handle == null || handle.onread !== this.#onread) return false;
-    handle[kHookNextBuffer] = buffer;
+    handle[kNextReadBuffer] = buffer;
     return true;
   }
 }
@@ -531,11 +544,7 @@ export interface RawClientHandle {
   readonly [kRawEvents]?: RawHandleEvents | undefined;
 }
 
-/** The buffer a raw handle reads into (libuv keeps only a pointer: the handle holds it), and the next one. */
-const kRawBuffer: unique symbol = Symbol('net.nodeInternals.rawBuffer');
-const kRawNextBuffer: unique symbol = Symbol('net.nodeInternals.rawNextBuffer');
-
-interface RawHandle {
+interface RawHandle extends SwitchableReads {
   writeLatin1String(req: RawRequest, text: string): number;
   writeBuffer(req: RawRequest, data: Buffer): number;
   shutdown(req: RawRequest): number;
@@ -549,8 +558,6 @@ interface RawHandle {
   reset?(callback: () => void): number;
   onread: (this: RawHandle) => Buffer | undefined;
   [kRawEvents]?: RawHandleEvents | undefined;
-  [kRawBuffer]?: Buffer | undefined;
-  [kRawNextBuffer]?: Buffer | undefined;
 }
 
 interface RawRequest {
@@ -586,12 +593,10 @@ export function rawHandleUnsupported(env: NodeJS.ProcessEnv = process.env): stri
   } catch {
     return "process.binding('tcp_wrap') is not available";
   }
+  // writeBuffer, readStart and readStop are the probe's (nodeInternalsAvailable, above): these are the rest.
   const missing = [
     'writeLatin1String',
-    'writeBuffer',
     'shutdown',
-    'readStart',
-    'readStop',
     'useUserBuffer',
     'getpeername',
     'setNoDelay',
@@ -621,22 +626,14 @@ export function acceptRawHandles(
   return true;
 }
 
-/**
- * libuv read on a raw handle. With a user buffer (readRawHandle's `buffer`), the value returned is the buffer the
- * handle reads into from its next read on (src/stream_base.cc CustomBufferJSListener::OnStreamRead; net's
- * `onread.buffer` function form is built on it); without one, Node ignores it.
- */
+/** libuv read on a raw handle. Without a user buffer (readRawHandle's `buffer`), Node ignores what it returns. */
 function onRawRead(this: RawHandle): Buffer | undefined {
   const b = binding() as StreamBinding;
   const nread = b.streamBaseState[b.kReadBytesOrError] as number;
   // 0: libuv's read found nothing (EAGAIN) and hands the buffer back; onStreamRead ignores it too.
   if (nread === 0) return undefined;
   this[kRawEvents]?.onRead(nread);
-  const next = this[kRawNextBuffer];
-  if (next === undefined) return undefined;
-  this[kRawNextBuffer] = undefined;
-  this[kRawBuffer] = next;
-  return next;
+  return switchReadBuffer(this);
 }
 
 /**
@@ -649,7 +646,7 @@ export function readRawHandle(handle: RawClientHandle, events: RawHandleEvents, 
   raw[kRawEvents] = events;
   raw.onread = onRawRead;
   if (buffer !== undefined) {
-    raw[kRawBuffer] = buffer;
+    raw[kReadBuffer] = buffer;
     raw.useUserBuffer(buffer);
   }
   return raw.readStart();
@@ -660,7 +657,7 @@ export function readRawHandle(handle: RawClientHandle, events: RawHandleEvents, 
  * just read stays as it is (a write libuv queued from it may keep pointing at it).
  */
 export function rawReadNextInto(handle: RawClientHandle, buffer: Buffer): void {
-  (handle as RawHandle)[kRawNextBuffer] = buffer;
+  (handle as RawHandle)[kNextReadBuffer] = buffer;
 }
 
 /** Stops reading (flow control: the peer's sends then fill the kernel's buffers). Returns 0 or a negative errno. */
