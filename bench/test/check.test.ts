@@ -96,3 +96,25 @@ describe('bench --check', () => {
     }
   });
 });
+
+describe('bench --runs', () => {
+  it('takes as many rounds per figure as asked, and refuses a count outside 1-9 with the usage line (exit 2)', async () => {
+    const runsDir = join(outDir, 'runs');
+    const runMjs = join(BENCH_DIR, 'src', 'run.mjs');
+    const exit = await run(
+      process.execPath,
+      [runMjs, '--check', '--only', '^udp-pingpong-64x1$', '--runs', '2', '--port-base', '21100', '--out-dir', runsDir],
+      120_000,
+    );
+    expect(exit.code, exit.stdout + exit.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(join(runsDir, 'check-only.json'), 'utf8'));
+    const measured: Row[] = report.scenarios.flatMap((s: { rows: Row[] }) => s.rows.filter((r) => !r.skipped));
+    expect(measured.map((r) => r.id)).toContain('c-udp');
+    for (const row of measured) expect(row.runs, row.id).toHaveLength(2);
+    for (const bad of ['0', '10', '2.5', 'three']) {
+      const refused = await run(process.execPath, [runMjs, '--runs', bad], 10_000);
+      expect(refused.code, bad).toBe(2);
+      expect(refused.stderr).toMatch(/^usage: run\.mjs .*--runs 1-9/);
+    }
+  });
+});

@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
+import { readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   acceptOnListeningHandle,
   acceptRawHandles,
   closeRawHandle,
+  closeRawHandleNow,
   DirectWriter,
   datagramHandle,
   EndOfInputHook,
@@ -544,6 +546,56 @@ describe('raw accepted handles', () => {
     await events.closed;
     await closed;
     expect(errors).toEqual(['ECONNRESET']);
+  });
+
+  /** What descriptor `fd` of this process is now (`socket:[inode]`...), or 'closed'. */
+  function descriptor(fd: number): string {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      return 'closed';
+    }
+  }
+
+  /** Turns of the event loop, for whatever libuv still has to report. */
+  async function turns(n: number): Promise<void> {
+    for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  it('close at once, telling no one: the descriptor is closed on return, a queued write is cancelled, the client reads the end', async () => {
+    const { handle, client } = await rawPair();
+    const events = recorder();
+    expect(readRawHandle(handle, events)).toBe(0);
+    const fd = (handle as unknown as { fd: number }).fd;
+    const socketLink = descriptor(fd);
+    expect(socketLink).toMatch(/^socket:/);
+    client.pause();
+    const chunk = Buffer.alloc(1 << 20, 7);
+    let outcome = 0;
+    for (let i = 0; i < 64 && outcome === 0; i++) outcome = writeBufferToRawHandle(handle, chunk);
+    expect(outcome).toBe(1);
+    const ended = new Promise<void>((resolve) => client.once('end', resolve).once('close', () => resolve()));
+    client.resume();
+    closeRawHandleNow(handle);
+    expect(descriptor(fd)).not.toBe(socketLink);
+    await ended;
+    await turns(4);
+    // Our bytes that the kernel held still reached the client; libuv's queued one was cancelled (ECANCELED).
+    expect(events.log).toEqual([`queued write -125 ${chunk.length}`]);
+  });
+
+  it('reset at once, telling no one: the client sees ECONNRESET', async () => {
+    const { handle, client } = await rawPair();
+    const errors: string[] = [];
+    client.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code ?? ''));
+    const events = recorder();
+    expect(readRawHandle(handle, events)).toBe(0);
+    const closed = new Promise((r) => client.once('close', r));
+    closeRawHandleNow(handle, true);
+    await closed;
+    await turns(2);
+    expect(errors).toEqual(['ECONNRESET']);
+    expect(events.log).toEqual([]);
   });
 
   it('refuse a server that is not listening (no handle), changing nothing', () => {

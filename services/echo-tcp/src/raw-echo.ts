@@ -14,7 +14,7 @@
  * their sockets (connection.ts chooses).
  */
 import {
-  closeRawHandle,
+  closeRawHandleNow,
   formatPeerAddress,
   type HandleConnection,
   type ProxyInfo,
@@ -25,7 +25,6 @@ import {
   rawHandlePeer,
   rawReadNextInto,
   readRawHandle,
-  resetRawHandle,
   resumeRawHandle,
   shutdownRawHandle,
   writeBufferToRawHandle,
@@ -124,8 +123,8 @@ export class RawConnection implements RawHandleEvents, HandleConnection {
 
   /**
    * Sends `greeting` first when there is one, then echoes what the client sends. The handle reports to this
-   * connection from here on, its close included: so a failed greeting closes it through onClosed like any other
-   * failure (reads come in later turns of the loop: the greeting still goes first).
+   * connection from here on: so a failed greeting closes it and tells the owner like any other failure (reads come
+   * in later turns of the loop: the greeting still goes first).
    */
   start(greeting: Buffer | undefined): void {
     const err = readRawHandle(this.handle, this, this.#engine.buffer);
@@ -135,16 +134,23 @@ export class RawConnection implements RawHandleEvents, HandleConnection {
 
   /** Closes at once (the idle timeout, the end of the drain period, a failure). */
   destroy(): void {
-    if (this.closing) return;
-    this.closing = true;
-    closeRawHandle(this.handle);
+    this.#close(false);
   }
 
   /** Closes at once with a reset (a source the policy refuses). */
   reset(): void {
+    this.#close(true);
+  }
+
+  /**
+   * The descriptor is closed when closeRawHandleNow returns, so the owner is told now: no callback from libuv per
+   * connection. Writes and a shutdown libuv still held report ECANCELED later, and are ignored (`closing`).
+   */
+  #close(reset: boolean): void {
     if (this.closing) return;
     this.closing = true;
-    resetRawHandle(this.handle);
+    closeRawHandleNow(this.handle, reset);
+    this.#engine.owner.closed(this);
   }
 
   /** The peer for a log line: `address:port`, `[v6]:port`, or `unix`. */
@@ -218,10 +224,8 @@ export class RawConnection implements RawHandleEvents, HandleConnection {
     if (this.#eof) this.destroy();
   }
 
-  /** @internal */
-  onClosed(): void {
-    this.#engine.owner.closed(this);
-  }
+  /** @internal Never called: the connection closes its handle with closeRawHandleNow, which tells no one. */
+  onClosed(): void {}
 
   /** The hot path: `bytes` landed in the engine's buffer, or in the connection's own. */
   #echo(bytes: number): void {

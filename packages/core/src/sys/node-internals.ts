@@ -532,7 +532,7 @@ export interface RawHandleEvents {
   onQueuedWrite(status: number, bytes: number): void;
   /** Our FIN went out after every write (uv_shutdown): 0, or a negative errno. */
   onShutdown(status: number): void;
-  /** libuv is done with the handle. */
+  /** libuv is done with the handle ({@link closeRawHandle}, {@link resetRawHandle}; never after {@link closeRawHandleNow}). */
   onClosed(): void;
 }
 
@@ -555,7 +555,7 @@ interface RawHandle extends SwitchableReads {
   /** TCP handles only (not pipes). */
   getpeername?(out: Record<string, unknown>): number;
   setNoDelay?(on: boolean): number;
-  reset?(callback: () => void): number;
+  reset?(callback?: () => void): number;
   onread: (this: RawHandle) => Buffer | undefined;
   [kRawEvents]?: RawHandleEvents | undefined;
 }
@@ -765,6 +765,23 @@ export function closeRawHandle(handle: RawClientHandle): void {
  * which cannot reset, is closed. `onClosed` once libuv is done.
  */
 export function resetRawHandle(handle: RawClientHandle): void {
+  resetOrClose(handle as RawHandle, onRawHandleClosed);
+}
+
+function resetOrClose(raw: RawHandle, callback: (() => void) | undefined): void {
+  if (raw.reset === undefined || raw.reset(callback) !== 0) raw.close(callback);
+}
+
+/**
+ * {@link closeRawHandle} (or, with `reset`, {@link resetRawHandle}) that tells no one: for an owner that does its
+ * closing bookkeeping itself, when this returns. The descriptor is closed by then (uv_close closes a stream's
+ * descriptor at once: libuv src/unix/stream.c, uv__stream_close), and Node calls into JavaScript when libuv is done
+ * only when close() was given a function (src/handle_wrap.cc, HandleWrap::OnClose): one C++ to JavaScript call fewer
+ * per connection. Writes and a shutdown still pending are cancelled by libuv later (ECANCELED, to their events).
+ */
+export function closeRawHandleNow(handle: RawClientHandle, reset = false): void {
   const raw = handle as RawHandle;
-  if (raw.reset === undefined || raw.reset(onRawHandleClosed) !== 0) raw.close(onRawHandleClosed);
+  raw[kRawEvents] = undefined;
+  if (reset) resetOrClose(raw, undefined);
+  else raw.close();
 }
