@@ -7,7 +7,7 @@ import {
   AccessDeniedError,
   acceptRawHandles,
   boundEndpoint,
-  closeRawHandle,
+  closeRawHandleNow,
   defineClientCommand,
   defineService,
   formatEndpoint,
@@ -108,7 +108,7 @@ export const service = defineService({
             server,
             (handle) => {
               if (server.maxConnections && listener.open >= server.maxConnections) {
-                closeRawHandle(handle);
+                closeRawHandleNow(handle);
                 server.emit('drop');
                 return;
               }

@@ -9,7 +9,7 @@ import {
   acceptRawHandles,
   type Cidr,
   type ConnectionTracker,
-  closeRawHandle,
+  closeRawHandleNow,
   errnoName,
   formatPeer,
   type Logger,
@@ -328,7 +328,7 @@ export class ConnectionHandler {
   /** --max-connections, then a raw connection for `handle` (undefined: closed at once). */
   #admitRaw(handle: RawClientHandle, engine: RawEcho): RawConnection | undefined {
     if (this.#overLimit()) {
-      closeRawHandle(handle);
+      closeRawHandleNow(handle);
       return undefined;
     }
     noDelayRawHandle(handle);

@@ -178,14 +178,15 @@ describe('client and check commands', () => {
       runToExit(BIN, ['check', `127.0.0.1:${proxyPort}`]),
       runToExit(BIN, ['check', '--json', `127.0.0.1:${portOfServer(corrupting)}`]),
     ]);
-    expect(wrong.code).toBe(1);
+    // Each code with its line, so that a failure says which check went wrong and how.
+    expect(wrong.code, wrong.stderr).toBe(1);
     expect(wrong.stderr).toMatch(
       /^echo-tcp check: wrong answer from 127\.0\.0\.1:\d+: the echo differs from the payload at byte 0 of 1024\n$/,
     );
-    expect(silentCheck.code).toBe(75);
+    expect(silentCheck.code, silentCheck.stderr).toBe(75);
     expect(silentCheck.stderr).toContain('timed out');
-    expect(refused.code).toBe(69);
-    expect(noHeader.code).toBe(76);
+    expect(refused.code, refused.stderr).toBe(69);
+    expect(noHeader.code, noHeader.stderr).toBe(76);
     for (const r of [wrong, silentCheck, refused, noHeader]) {
       expect(r.stdout).toBe('');
       expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
