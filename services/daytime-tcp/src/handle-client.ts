@@ -15,13 +15,6 @@ import {
   writeLatin1ToRawHandle,
 } from '@net/core';
 
-/**
- * Where every handle connection's input lands, to be counted and dropped: one buffer for all (a read is handed over
- * before the next). Without it Node allocates a 64 KiB backing store for each read callback, the one that reports the
- * client's FIN included, and frees it again.
- */
-const DISCARDED_INPUT = Buffer.allocUnsafeSlow(16 * 1024);
-
 /** What a handle connection reports to its answer loop. */
 export interface HandleClientOwner {
   /** Bytes the client sent (discarded). */
@@ -58,7 +51,7 @@ export class HandleClient implements RawHandleEvents {
     this.#owner = owner;
     this.#listener = listener;
     listener.open++;
-    const err = readRawHandle(handle, this, DISCARDED_INPUT);
+    const err = readRawHandle(handle, this);
     if (err < 0) this.#fail(err, 'read');
   }
 
