@@ -534,20 +534,6 @@ describe('raw accepted handles', () => {
     await events.closed;
   });
 
-  it('reset a connection (SO_LINGER 0): the client sees ECONNRESET', async () => {
-    const { handle, client } = await rawPair();
-    const errors: string[] = [];
-    client.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code ?? ''));
-    const events = recorder();
-    expect(readRawHandle(handle, events)).toBe(0);
-    // (events.once would reject on the 'error' this test expects)
-    const closed = new Promise((r) => client.once('close', r));
-    resetRawHandle(handle);
-    await events.closed;
-    await closed;
-    expect(errors).toEqual(['ECONNRESET']);
-  });
-
   /** What descriptor `fd` of this process is now (`socket:[inode]`...), or 'closed'. */
   function descriptor(fd: number): string {
     try {
@@ -584,18 +570,30 @@ describe('raw accepted handles', () => {
     expect(events.log).toEqual([`queued write -125 ${chunk.length}`]);
   });
 
-  it('reset at once, telling no one: the client sees ECONNRESET', async () => {
+  it.each([
+    {
+      how: 'resetRawHandle: onClosed once libuv is done',
+      reset: (h: RawClientHandle) => resetRawHandle(h),
+      told: ['closed'],
+    },
+    {
+      how: 'closeRawHandleNow(handle, true): telling no one',
+      reset: (h: RawClientHandle) => closeRawHandleNow(h, true),
+      told: [],
+    },
+  ])('reset a connection (SO_LINGER 0), $how; the client sees ECONNRESET', async ({ reset, told }) => {
     const { handle, client } = await rawPair();
     const errors: string[] = [];
     client.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code ?? ''));
     const events = recorder();
     expect(readRawHandle(handle, events)).toBe(0);
+    // (events.once would reject on the 'error' this test expects)
     const closed = new Promise((r) => client.once('close', r));
-    closeRawHandleNow(handle, true);
+    reset(handle);
     await closed;
-    await turns(2);
+    await turns(4);
     expect(errors).toEqual(['ECONNRESET']);
-    expect(events.log).toEqual([]);
+    expect(events.log).toEqual(told);
   });
 
   it('refuse a server that is not listening (no handle), changing nothing', () => {
