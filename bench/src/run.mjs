@@ -16,7 +16,7 @@ import { runIdle, runLoadgen } from './loadgen.mjs';
 import { killAllOnExit } from './processes.mjs';
 import { generatorNotes, machineInfo, problemsOf, saturatedScenarios, summarize, writeReport } from './report.mjs';
 import { CLOSED_LOOP_SLOTS, SCENARIOS } from './scenarios.mjs';
-import { openFilesLimit, scenarioTargets, startServer, stopServer, TARGETS } from './servers.mjs';
+import { openFilesLimit, prepareNode24, scenarioTargets, startServer, stopServer, TARGETS } from './servers.mjs';
 
 const MODES = {
   full: { runs: 3, duration: 2.5, warmup: 0.5 },
@@ -92,6 +92,9 @@ async function main() {
   const pins = cpuSets(cli.pin);
   const started = Date.now();
   buildAll({ log: (msg) => console.log(`build: ${msg}`) });
+  // The idle-memory row also runs on Node 24; --check (the test suite's run) takes it only where it is there already.
+  if (cli.mode !== 'check' && (!cli.only || cli.only.test('idle-rss')))
+    prepareNode24((msg) => console.log(`build: ${msg}`));
   const machine = machineInfo(pins.description);
   console.log(
     `${cli.mode}: ${settings.runs} run(s) x ${settings.duration} s (+${settings.warmup} s warmup); pinning: ${pins.description}`,
