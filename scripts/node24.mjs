@@ -15,7 +15,8 @@ const CACHE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '.cache');
 /** Where the unpacked Node 24 lives: .cache/node24/bin/node in the repository. */
 export const NODE24_PATH = join(CACHE_DIR, 'node24', 'bin', 'node');
 
-function executable(file) {
+/** Whether `file` exists and may be run (access(2) X_OK). */
+export function executable(file) {
   try {
     accessSync(file, constants.X_OK);
     return true;

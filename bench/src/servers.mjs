@@ -1,10 +1,10 @@
 // The servers under test: the C references, the Node baselines and the services, how to start each one pinned,
 // and how to know it is ready (a TCP connect, or a UDP datagram echoed back).
 import dgram from 'node:dgram';
-import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { ensureNode24, NODE24_PATH } from '../../scripts/node24.mjs';
+import { ensureNode24, executable, NODE24_PATH } from '../../scripts/node24.mjs';
 import { BENCH_DIR, BUILD_DIR, GO_ECHO, goMissing } from './build.mjs';
 import { startProcess, stopProcess } from './processes.mjs';
 
@@ -54,15 +54,6 @@ export function openFilesLimit(pid) {
     return Number.isFinite(soft) ? soft : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function executable(file) {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
   }
 }
 
